@@ -1,0 +1,80 @@
+"""What the invoke tasks call: set up logging, run one stage, print, map errors to exit codes.
+
+Errors (ForgeError) are caught here and only here."""
+
+from __future__ import annotations
+
+import json as jsonlib
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from . import checkpatch, kernel, pipeline
+from .errors import ForgeError
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="zcache-forge: %(message)s", stream=sys.stderr)
+
+
+def _guard(fn: Callable[[], int]) -> int:
+    _setup_logging()
+    try:
+        return fn()
+    except ForgeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def table(headers: list[str], rows: list[list[object]]) -> str:
+    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def build_patches(series_file: Path, out: Path, only: list[str] | None, check: bool, as_json: bool) -> int:
+    def go() -> int:
+        res = pipeline.build_patches(series_file, out, only)
+        checks: dict[str, checkpatch.CheckResult] = {}
+        if check:
+            repo = kernel.work_repo()
+            tree = kernel.checkout(repo, res.series[-1].tip, kernel.cache_dir() / "src")
+            for s in res.series:
+                for r in checkpatch.check_series(tree, s.files):
+                    checks[str(r.patch)] = r
+        rows = []
+        for s in res.series:
+            for f in s.files:
+                r = checks.get(str(f))
+                rows.append([s.name, f"v{s.version}", f.name,
+                             f"{r.errors}/{r.warnings}/{r.checks}" if r else "-"])
+        data = {
+            "kernel_base": res.kernel_base,
+            "seconds": round(res.seconds, 2),
+            "series": [{"name": s.name, "version": s.version, "branch": s.branch, "tip": s.tip,
+                        "files": [str(f) for f in s.files]} for s in res.series],
+            "checkpatch": {k: {"errors": v.errors, "warnings": v.warnings, "checks": v.checks}
+                           for k, v in checks.items()},
+        }
+        if as_json:
+            print(jsonlib.dumps(data, indent=2))
+        else:
+            print(table(["series", "version", "file", "checkpatch E/W/C"], rows))
+            print(f"kernel base {res.kernel_base[:12]}; {sum(len(s.files) for s in res.series)} files "
+                  f"in {res.seconds:.1f} s")
+        bad = [r for r in checks.values() if not r.clean]
+        for r in bad:
+            print(f"checkpatch: {r.patch.name}: {r.errors} errors, {r.warnings} warnings\n{r.output}",
+                  file=sys.stderr)
+        return 1 if bad else 0
+
+    return _guard(go)
+
+
+def setup(root: Path) -> int:
+    from . import setup as setup_mod
+
+    return _guard(lambda: setup_mod.install(root))
