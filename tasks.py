@@ -24,7 +24,8 @@ def build_patches(c, series_file="series.yaml", series=None, out="patches", chec
     sys.exit(cli.build_patches(ROOT / series_file, ROOT / out, series and [series], check, json))
 
 
+
 @task
 def setup(c):
-    """Install what the tool needs on Debian 12 (apt packages, pip packages)."""
-    sys.exit(cli.setup(ROOT))
+    """Install what the tool needs on Debian 12 (apt and pip packages); idempotent."""
+    c.run(f"sh {ROOT / 'setup.sh'}")

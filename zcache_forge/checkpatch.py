@@ -29,10 +29,11 @@ def checkpatch(tree: Path, patch: Path) -> CheckResult:
     script = tree / "scripts" / "checkpatch.pl"
     if not script.is_file():
         raise ForgeError(f"{script} not found: the kernel tree has no checkpatch.pl")
+    # Fed on stdin: given a path inside a git work tree (like this project's patches/),
+    # checkpatch.pl would take the patch for a source file and check it as one.
     proc = subprocess.run(
-        ["perl", str(script), "--strict", "--show-types", "--color=never",
-         "--root", str(tree), str(patch)],
-        cwd=tree, capture_output=True, text=True,
+        ["perl", str(script), "--strict", "--show-types", "--color=never", "--root", str(tree), "-"],
+        cwd=tree, capture_output=True, text=True, input=patch.read_text(),
     )
     m = TOTAL_RE.search(proc.stdout)
     if not m:

@@ -73,8 +73,3 @@ def build_patches(series_file: Path, out: Path, only: list[str] | None, check: b
 
     return _guard(go)
 
-
-def setup(root: Path) -> int:
-    from . import setup as setup_mod
-
-    return _guard(lambda: setup_mod.install(root))
