@@ -176,12 +176,18 @@ def parse_diagnostics(text: str, src: Path, out: Path) -> list[Diagnostic]:
         m = DIAG_RE.match(line.strip())
         if not m:
             continue
-        f = m.group("file")
-        for root in (str(src) + "/", str(out) + "/", "../"):
-            if f.startswith(root):
-                f = f[len(root):]
+        f = _relative_to_tree(m.group("file"), src, out)
         d = Diagnostic(f, int(m.group("line")), m.group("kind"), m.group("msg"))
         if d not in seen:
             seen.add(d)
             diags.append(d)
     return diags
+
+
+def _relative_to_tree(name: str, src: Path, out: Path) -> str:
+    """gcc names files relative to the build dir (ccache's basedir rewrites them so)."""
+    path = Path(name) if name.startswith("/") else (out / name)
+    try:
+        return str(path.resolve().relative_to(src.resolve()))
+    except ValueError:
+        return name

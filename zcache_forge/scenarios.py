@@ -1,0 +1,311 @@
+"""Boot-test scenarios as data: load qemu/scenarios.yaml, validate it, return typed records.
+
+A scenario says what guest to boot (RAM, CPUs, swap disk size), which
+frontswap backend to use (zcache, zswap or none) and which memhog workloads
+to run in it. The whole file is checked before anything is returned; every
+problem names the file and the field (``scenarios[2].workloads[0].pattern``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ForgeError
+
+DEFAULT_FILE = Path(__file__).resolve().parent.parent / "qemu" / "scenarios.yaml"
+BACKENDS = ("zcache", "zswap", "none")
+ZPOOLS = ("zbud", "zsmalloc")
+PATTERNS = ("zero", "text", "mixed", "random")
+PHASES = ("before", "pressure", "after-swapoff", "after")
+MAX_WORKLOADS = 4
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+# "pressure zcache.compress_poor > 0": phase, counter key, operator, integer
+EXPECT_RE = re.compile(r"^\s*(\S+)\s+([A-Za-z0-9_.-]+)\s*(==|!=|>=|<=|>|<)\s*(-?\d+)\s*$")
+
+SCENARIO_REQUIRED = {"name", "backend", "memory_mib", "swap_mib", "workloads", "timeout_s"}
+SCENARIO_OPTIONAL = {"cpus", "cmdline_extra", "swapoff_recheck", "zpool", "expect", "description"}
+WORKLOAD_FIELDS = {"size_mib", "pattern", "passes", "seed"}
+
+
+@dataclass(frozen=True)
+class Workload:
+    size_mib: int
+    pattern: str
+    passes: int
+    seed: int
+
+    def job(self) -> str:
+        """The workload as the guest's /init reads it: SIZE:PATTERN:PASSES:SEED."""
+        return f"{self.size_mib}:{self.pattern}:{self.passes}:{self.seed}"
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """A counter check the verdict applies, e.g. ``pressure zcache.compress_poor > 0``."""
+
+    phase: str
+    key: str
+    op: str
+    value: int
+
+    def __str__(self) -> str:
+        return f"{self.phase} {self.key} {self.op} {self.value}"
+
+    def holds(self, actual: int | float) -> bool:
+        ops = {"==": actual == self.value, "!=": actual != self.value, ">=": actual >= self.value,
+               "<=": actual <= self.value, ">": actual > self.value, "<": actual < self.value}
+        return ops[self.op]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    backend: str
+    memory_mib: int
+    cpus: int
+    swap_mib: int
+    cmdline_extra: str
+    workloads: tuple[Workload, ...]
+    timeout_s: int
+    swapoff_recheck: bool = True
+    zpool: str | None = None
+    expect: tuple[Expectation, ...] = ()
+    description: str = ""
+
+    @property
+    def workload_mib(self) -> int:
+        return sum(w.size_mib for w in self.workloads)
+
+    @property
+    def balloon_mib(self) -> int:
+        """RAM the guest pins during the run phase and frees before swapoff.
+
+        memory_mib is the RAM the workloads compete for. swapoff has to bring
+        every swapped page back, which only works if all workloads fit in RAM,
+        so with swapoff_recheck the guest gets this much more and /init pins it
+        in ramfs (unevictable) until the pressure counters have been read.
+        """
+        return self.workload_mib if self.swapoff_recheck else 0
+
+    @property
+    def guest_ram_mib(self) -> int:
+        """What QEMU is given (-m): memory_mib plus the balloon."""
+        return self.memory_mib + self.balloon_mib
+
+    def backend_args(self) -> list[str]:
+        """Kernel parameters that select the frontswap backend."""
+        if self.backend == "zcache":
+            return []  # zcache registers itself at boot unless zcache.enabled=0
+        if self.backend == "zswap":
+            return ["zcache.enabled=0", "zswap.enabled=1", f"zswap.zpool={self.zpool or 'zbud'}"]
+        return ["zcache.enabled=0", "zswap.enabled=0"]
+
+    def job_args(self) -> list[str]:
+        """The zcf.* parameters the guest's /init reads its job from."""
+        return [
+            f"zcf.name={self.name}",
+            "zcf.workloads=" + ",".join(w.job() for w in self.workloads),
+            f"zcf.recheck={1 if self.swapoff_recheck else 0}",
+            f"zcf.balloon={self.balloon_mib}",
+        ]
+
+    def kernel_args(self) -> list[str]:
+        """Backend selection, the user's extra parameters, then the job."""
+        return self.backend_args() + self.cmdline_extra.split() + self.job_args()
+
+
+@dataclass(frozen=True)
+class ScenarioFile:
+    path: Path
+    scenarios: tuple[Scenario, ...] = field(default=())
+
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self.scenarios]
+
+    def get(self, name: str) -> Scenario:
+        for s in self.scenarios:
+            if s.name == name:
+                return s
+        raise ForgeError(f"{self.path}: no scenario named {name!r} (known: {', '.join(self.names)})")
+
+
+class _Checker:
+    """Collects every problem in the file, so the user sees them all at once."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.problems: list[str] = []
+
+    def fail(self, where: str, msg: str) -> None:
+        self.problems.append(f"{self.path}: {where}: {msg}")
+
+    def mapping(self, value: Any, where: str, required: set[str], optional: set[str]) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            self.fail(where, f"expected a mapping, got {type(value).__name__}")
+            return {}
+        allowed = required | optional
+        for key in value:
+            if key not in allowed:
+                self.fail(f"{where}.{key}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
+        for key in sorted(required - set(value)):
+            self.fail(f"{where}.{key}", "missing required field")
+        return value
+
+    def integer(self, value: Any, where: str, lo: int, hi: int) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+            self.fail(where, f"expected an integer from {lo} to {hi}, got {value!r}")
+            return lo
+        return value
+
+    def choice(self, value: Any, where: str, choices: tuple[str, ...]) -> str:
+        if value not in choices:
+            self.fail(where, f"expected one of {', '.join(choices)}, got {value!r}")
+            return choices[0]
+        return str(value)
+
+    def string(self, value: Any, where: str) -> str:
+        if not isinstance(value, str):
+            self.fail(where, f"expected a string, got {value!r}")
+            return ""
+        return value
+
+    def boolean(self, value: Any, where: str) -> bool:
+        if not isinstance(value, bool):
+            self.fail(where, f"expected true or false, got {value!r}")
+            return True
+        return value
+
+
+def _load_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ForgeError(f"{path}: cannot read scenario file: {exc.strerror}") from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        loc = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ForgeError(f"{path}{loc}: YAML syntax error: {problem}") from exc
+
+
+def _workload(c: _Checker, raw: Any, where: str) -> Workload:
+    d = c.mapping(raw, where, WORKLOAD_FIELDS, set())
+    return Workload(
+        size_mib=c.integer(d.get("size_mib", 1), f"{where}.size_mib", 1, 65536),
+        pattern=c.choice(d.get("pattern", "mixed"), f"{where}.pattern", PATTERNS),
+        passes=c.integer(d.get("passes", 1), f"{where}.passes", 0, 1000),
+        seed=c.integer(d.get("seed", 1), f"{where}.seed", 0, 2**63 - 1),
+    )
+
+
+def _workloads(c: _Checker, raw: Any, where: str) -> tuple[Workload, ...]:
+    if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_WORKLOADS:
+        c.fail(where, f"expected a list of 1 to {MAX_WORKLOADS} workloads")
+        return ()
+    return tuple(_workload(c, w, f"{where}[{i}]") for i, w in enumerate(raw))
+
+
+def _expectations(c: _Checker, raw: Any, where: str) -> tuple[Expectation, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        c.fail(where, 'expected a list like ["pressure zcache.compress_poor > 0"]')
+        return ()
+    out = []
+    for i, item in enumerate(raw):
+        m = EXPECT_RE.match(item) if isinstance(item, str) else None
+        if not m:
+            c.fail(f"{where}[{i}]", f"expected 'PHASE KEY OP NUMBER', got {item!r}")
+            continue
+        phase, key, op, value = m.groups()
+        if phase not in PHASES:
+            c.fail(f"{where}[{i}]", f"unknown phase {phase!r} (known: {', '.join(PHASES)})")
+        out.append(Expectation(phase, key, op, int(value)))
+    return tuple(out)
+
+
+def _backend_fields(c: _Checker, d: dict[str, Any], where: str) -> tuple[str, str | None]:
+    backend = c.choice(d.get("backend"), f"{where}.backend", BACKENDS)
+    zpool = d.get("zpool")
+    if zpool is not None:
+        if backend != "zswap":
+            c.fail(f"{where}.zpool", "only allowed with backend: zswap")
+        zpool = c.choice(zpool, f"{where}.zpool", ZPOOLS)
+    return backend, zpool
+
+
+def _scenario(c: _Checker, raw: Any, where: str) -> Scenario | None:
+    d = c.mapping(raw, where, SCENARIO_REQUIRED, SCENARIO_OPTIONAL)
+    if not d:
+        return None
+    name = c.string(d.get("name", ""), f"{where}.name")
+    if not NAME_RE.match(name):
+        c.fail(f"{where}.name", f"{name!r} must be lower-case letters, digits and dashes")
+    backend, zpool = _backend_fields(c, d, where)
+    extra = c.string(d.get("cmdline_extra", ""), f"{where}.cmdline_extra")
+    if "zcf." in extra:
+        c.fail(f"{where}.cmdline_extra", "zcf.* parameters are set by the tool, not the scenario")
+    return Scenario(
+        name=name,
+        backend=backend,
+        memory_mib=c.integer(d.get("memory_mib", 64), f"{where}.memory_mib", 64, 16384),
+        cpus=c.integer(d.get("cpus", 1), f"{where}.cpus", 1, 4),
+        swap_mib=c.integer(d.get("swap_mib", 1), f"{where}.swap_mib", 1, 65536),
+        cmdline_extra=extra,
+        workloads=_workloads(c, d.get("workloads"), f"{where}.workloads"),
+        timeout_s=c.integer(d.get("timeout_s", 10), f"{where}.timeout_s", 10, 7200),
+        swapoff_recheck=c.boolean(d.get("swapoff_recheck", True), f"{where}.swapoff_recheck"),
+        zpool=zpool,
+        expect=_expectations(c, d.get("expect"), f"{where}.expect"),
+        description=c.string(d.get("description", ""), f"{where}.description"),
+    )
+
+
+def _check_names(c: _Checker, scenarios: list[Scenario]) -> None:
+    seen: set[str] = set()
+    for i, s in enumerate(scenarios):
+        if s.name in seen:
+            c.fail(f"scenarios[{i}].name", f"duplicate scenario name {s.name!r}")
+        seen.add(s.name)
+
+
+def _defaults(c: _Checker, raw: Any) -> dict[str, Any]:
+    """The optional top-level ``defaults`` mapping: field values every scenario inherits."""
+    if raw is None:
+        return {}
+    return c.mapping(raw, "defaults", set(), (SCENARIO_REQUIRED | SCENARIO_OPTIONAL) - {"name"})
+
+
+def _with_defaults(defaults: dict[str, Any], raw: Any) -> Any:
+    return {**defaults, **raw} if isinstance(raw, dict) else raw
+
+
+def load_scenarios(path: Path = DEFAULT_FILE) -> ScenarioFile:
+    """Load and validate the scenario file; raise ForgeError listing every problem."""
+    raw = _load_yaml(path)
+    c = _Checker(path)
+    top = c.mapping(raw, "(top level)", {"scenarios"}, {"defaults"})
+    defaults = _defaults(c, top.get("defaults"))
+    items = top.get("scenarios")
+    if top and (not isinstance(items, list) or not items):
+        c.fail("scenarios", "expected a non-empty list of scenarios")
+        items = []
+    scenarios = [s for i, r in enumerate(items or [])
+                 if (s := _scenario(c, _with_defaults(defaults, r), f"scenarios[{i}]"))]
+    _check_names(c, scenarios)
+    if c.problems:
+        raise ForgeError("invalid scenario file:\n  " + "\n  ".join(c.problems))
+    return ScenarioFile(path=path, scenarios=tuple(scenarios))
+
+
+def get(name: str, path: Path = DEFAULT_FILE) -> Scenario:
+    """The scenario called name from path; ForgeError listing the known names if absent."""
+    return load_scenarios(path).get(name)
