@@ -37,7 +37,8 @@ def checkpatch(tree: Path, patch: Path) -> CheckResult:
     )
     m = TOTAL_RE.search(proc.stdout)
     if not m:
-        raise ForgeError(f"checkpatch.pl gave no summary for {patch}:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+        tail = (proc.stdout + proc.stderr)[-2000:]
+        raise ForgeError(f"checkpatch.pl gave no summary for {patch}:\n{tail}")
     return CheckResult(patch, int(m.group(1)), int(m.group(2)), int(m.group(3) or 0), proc.stdout)
 
 

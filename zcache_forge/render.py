@@ -136,7 +136,8 @@ def _apply_op(r: Renderer, tree: _Tree, op: Op, ctx: dict[str, Any], where: str)
         return [Change(a["path"], (text[:at] + body + text[at:]).encode())]
     if op.kind == "remove":
         if text.count(body) != 1:
-            raise ForgeError(f"{where}: text to remove found {text.count(body)} times in {a['path']}, expected once")
+            found = text.count(body)
+            raise ForgeError(f"{where}: text to remove found {found} times in {a['path']}, expected once")
         return [Change(a["path"], text.replace(body, "", 1).encode())]
     if op.kind in ("block", "remove_block"):
         first = body.splitlines()[0] if op.kind == "block" else a["first_line"]
@@ -186,7 +187,7 @@ def render_chain(sf: SeriesFile, chain: list[Series], read_base: Reader) -> list
                 "patch": {"index": i, "total": len(series.patches), "subject": patch.subject},
             }
             changes: list[Change] = []
-            for j, op in enumerate(patch.ops):
+            for op in patch.ops:
                 for ch in _apply_op(r, tree, op, ctx, op.where):
                     tree.overlay[ch.path] = ch.data
                     changes.append(ch)

@@ -228,7 +228,8 @@ def _series(c: _Checker, raw: Any, where: str, template_dir: Path, earlier: list
     name = c.string(m.get("name"), f"{where}.name", NAME_RE)
     base = c.string(m.get("base"), f"{where}.base")
     if base and base != "kernel" and base not in earlier:
-        c.fail(f"{where}.base", f"{base!r} is neither 'kernel' nor an earlier series ({', '.join(earlier) or 'none'})")
+        have = ", ".join(earlier) or "none"
+        c.fail(f"{where}.base", f"{base!r} is neither 'kernel' nor an earlier series ({have})")
     if name in earlier:
         c.fail(f"{where}.name", f"series {name!r} is defined twice")
     patches_raw = m.get("patches")
