@@ -5,7 +5,6 @@ Marked `kernel`: these import the kernel tarball and build it after every patch.
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 
 import pytest
 
