@@ -25,6 +25,19 @@ def build_patches(c, series_file="series.yaml", series=None, out="patches", chec
 
 
 
+@task(iterable=["scenario"], help={
+    "scenario": "run this scenario (repeatable; default: basic, mixed, random, concurrent)",
+    "series": "boot the tip of this series (default: the last one in the series file)",
+    "series_file": "the series YAML (default: series.yaml)",
+    "accel": "tcg or kvm (default: probe for a KVM that really boots, else tcg)",
+    "json": "print the results as JSON instead of a table",
+})
+def qemu_test(c, scenario=None, series=None, series_file="series.yaml", accel=None, json=False):
+    """Build the patched kernel, boot it in QEMU under memory pressure, verify every page."""
+    sys.exit(cli.qemu_test(ROOT / series_file, ROOT / "patches", scenario or None, series, accel, json,
+                           ROOT / "results"))
+
+
 @task
 def setup(c):
     """Install what the tool needs on Debian 12 (apt and pip packages); idempotent."""

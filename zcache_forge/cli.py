@@ -7,6 +7,7 @@ from __future__ import annotations
 import json as jsonlib
 import logging
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -73,3 +74,29 @@ def build_patches(series_file: Path, out: Path, only: list[str] | None, check: b
 
     return _guard(go)
 
+
+
+def qemu_test(series_file: Path, out: Path, scenario_names: list[str] | None, series: str | None,
+              accel: str | None, as_json: bool, results_dir: Path) -> int:
+    from . import qemutest, verdict
+
+    def go() -> int:
+        t0 = time.monotonic()
+        chosen = qemutest.choose(scenario_names)  # an unknown scenario fails before any build
+        image = qemutest.build_kernel(series_file, out, series)
+        res = qemutest.run_scenarios(image, chosen, kernel.cache_dir() / "runs", accel)
+        data = res.to_dict()
+        data["total_seconds"] = round(time.monotonic() - t0, 1)
+        results_dir.mkdir(parents=True, exist_ok=True)
+        path = results_dir / f"qemu-test-{image.series}-v{image.version}.json"
+        path.write_text(jsonlib.dumps(data, indent=2) + "\n")
+        if as_json:
+            print(jsonlib.dumps(data, indent=2))
+        else:
+            print(verdict.render_table(res.results))
+            print(f"{image.series} v{image.version} ({image.commit[:12]}), accelerator {res.accelerator}, "
+                  f"build {image.build.seconds:.0f} s, total {data['total_seconds']:.0f} s: "
+                  f"{'PASS' if res.passed else 'FAIL'}; results in {path}")
+        return 0 if res.passed else 1
+
+    return _guard(go)

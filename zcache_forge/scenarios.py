@@ -207,6 +207,8 @@ def _workload(c: _Checker, raw: Any, where: str) -> Workload:
 
 
 def _workloads(c: _Checker, raw: Any, where: str) -> tuple[Workload, ...]:
+    if raw is None:  # reported as a missing field
+        return ()
     if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_WORKLOADS:
         c.fail(where, f"expected a list of 1 to {MAX_WORKLOADS} workloads")
         return ()
@@ -233,7 +235,7 @@ def _expectations(c: _Checker, raw: Any, where: str) -> tuple[Expectation, ...]:
 
 
 def _backend_fields(c: _Checker, d: dict[str, Any], where: str) -> tuple[str, str | None]:
-    backend = c.choice(d.get("backend"), f"{where}.backend", BACKENDS)
+    backend = c.choice(d.get("backend", BACKENDS[0]), f"{where}.backend", BACKENDS)
     zpool = d.get("zpool")
     if zpool is not None:
         if backend != "zswap":
@@ -246,7 +248,7 @@ def _scenario(c: _Checker, raw: Any, where: str) -> Scenario | None:
     d = c.mapping(raw, where, SCENARIO_REQUIRED, SCENARIO_OPTIONAL)
     if not d:
         return None
-    name = c.string(d.get("name", ""), f"{where}.name")
+    name = c.string(d.get("name", "unnamed"), f"{where}.name")
     if not NAME_RE.match(name):
         c.fail(f"{where}.name", f"{name!r} must be lower-case letters, digits and dashes")
     backend, zpool = _backend_fields(c, d, where)

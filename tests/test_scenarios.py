@@ -1,0 +1,157 @@
+"""Scenario file loading and validation (no QEMU)."""
+from pathlib import Path
+
+import pytest
+
+from zcache_forge.errors import ForgeError
+from zcache_forge.scenarios import DEFAULT_FILE, get, load_scenarios
+
+GOOD = """
+scenarios:
+  - name: small
+    backend: zcache
+    memory_mib: 128
+    swap_mib: 256
+    workloads:
+      - {size_mib: 160, pattern: text, passes: 1, seed: 5}
+    timeout_s: 60
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "scenarios.yaml"
+    path.write_text(text)
+    return path
+
+
+def error_of(tmp_path: Path, text: str) -> str:
+    path = write(tmp_path, text)
+    with pytest.raises(ForgeError) as info:
+        load_scenarios(path)
+    return str(info.value)
+
+
+def test_shipped_file_has_the_required_scenarios():
+    sf = load_scenarios(DEFAULT_FILE)
+    assert {"basic", "mixed", "random", "concurrent", "zswap-basic", "none-basic"} <= set(sf.names)
+
+
+def test_basic_is_as_specified():
+    s = get("basic")
+    assert (s.backend, s.memory_mib, s.cpus, s.swap_mib, s.swapoff_recheck) == ("zcache", 256, 1, 512, True)
+    assert [(w.size_mib, w.pattern, w.passes) for w in s.workloads] == [(320, "mixed", 2)]
+    assert s.backend_args() == []
+    assert s.timeout_s < 180
+
+
+def test_concurrent_has_two_cpus_and_two_workloads():
+    s = get("concurrent")
+    assert s.cpus == 2
+    assert [(w.size_mib, w.pattern) for w in s.workloads] == [(160, "text"), (160, "mixed")]
+
+
+def test_random_scenario_uses_the_random_pattern():
+    assert "random" in [w.pattern for w in get("random").workloads]
+
+
+def test_variants_select_their_backend():
+    zswap, none = get("zswap-basic"), get("none-basic")
+    assert zswap.backend_args() == ["zcache.enabled=0", "zswap.enabled=1", "zswap.zpool=zbud"]
+    assert none.backend_args() == ["zcache.enabled=0", "zswap.enabled=0"]
+    assert zswap.workloads == none.workloads == get("basic").workloads
+
+
+def test_kernel_args_carry_the_job(tmp_path):
+    path = write(tmp_path, GOOD.replace("timeout_s: 60", "timeout_s: 60\n    cmdline_extra: quiet"))
+    s = load_scenarios(path).get("small")
+    assert s.kernel_args() == ["quiet", "zcf.name=small", "zcf.workloads=160:text:1:5",
+                               "zcf.recheck=1", "zcf.balloon=160"]
+    assert s.guest_ram_mib == 128 + 160
+
+
+def test_no_balloon_without_recheck(tmp_path):
+    path = write(tmp_path, GOOD + "    swapoff_recheck: false\n")
+    s = load_scenarios(path).get("small")
+    assert (s.balloon_mib, s.guest_ram_mib) == (0, 128)
+    assert "zcf.recheck=0" in s.job_args()
+
+
+def test_defaults_apply_and_can_be_overridden(tmp_path):
+    text = "defaults:\n  cpus: 2\n  swap_mib: 64\n" + GOOD.replace("    swap_mib: 256\n", "")
+    s = load_scenarios(write(tmp_path, text)).get("small")
+    assert (s.cpus, s.swap_mib) == (2, 64)
+
+
+def test_zsmalloc_zpool(tmp_path):
+    text = GOOD.replace("backend: zcache", "backend: zswap\n    zpool: zsmalloc")
+    s = load_scenarios(write(tmp_path, text)).get("small")
+    assert "zswap.zpool=zsmalloc" in s.kernel_args()
+
+
+def test_unknown_key_names_file_and_field(tmp_path):
+    msg = error_of(tmp_path, GOOD + "    colour: blue\n")
+    assert str(tmp_path / "scenarios.yaml") in msg
+    assert "scenarios[0].colour: unknown key" in msg
+
+
+def test_missing_field(tmp_path):
+    msg = error_of(tmp_path, GOOD.replace("    memory_mib: 128\n", ""))
+    assert "scenarios[0].memory_mib: missing required field" in msg
+
+
+def test_bad_backend(tmp_path):
+    msg = error_of(tmp_path, GOOD.replace("backend: zcache", "backend: zram"))
+    assert "scenarios[0].backend: expected one of zcache, zswap, none, got 'zram'" in msg
+
+
+def test_bad_workload_fields_are_all_reported(tmp_path):
+    text = GOOD.replace("pattern: text", "pattern: lorem").replace("passes: 1", "passes: -1")
+    msg = error_of(tmp_path, text)
+    assert "scenarios[0].workloads[0].pattern" in msg
+    assert "scenarios[0].workloads[0].passes" in msg
+
+
+def test_zpool_only_with_zswap(tmp_path):
+    msg = error_of(tmp_path, GOOD + "    zpool: zbud\n")
+    assert "scenarios[0].zpool: only allowed with backend: zswap" in msg
+
+
+def test_zcf_parameters_are_reserved(tmp_path):
+    msg = error_of(tmp_path, GOOD + "    cmdline_extra: zcf.recheck=0\n")
+    assert "scenarios[0].cmdline_extra" in msg
+
+
+def test_bad_expectation(tmp_path):
+    msg = error_of(tmp_path, GOOD + "    expect: ['during zcache.x > 1', 'pressure zcache.x ~ 1']\n")
+    assert "scenarios[0].expect[0]: unknown phase 'during'" in msg
+    assert "scenarios[0].expect[1]: expected 'PHASE KEY OP NUMBER'" in msg
+
+
+def test_expectation_parsing(tmp_path):
+    path = write(tmp_path, GOOD + "    expect: ['pressure zcache.compress_poor >= 10']\n")
+    s = load_scenarios(path).get("small")
+    (e,) = s.expect
+    assert (e.phase, e.key, e.op, e.value) == ("pressure", "zcache.compress_poor", ">=", 10)
+    assert e.holds(10) and not e.holds(9)
+
+
+def test_duplicate_names(tmp_path):
+    body = GOOD.split("scenarios:\n", 1)[1]
+    msg = error_of(tmp_path, GOOD + body)
+    assert "scenarios[1].name: duplicate scenario name 'small'" in msg
+
+
+def test_unknown_name_lists_known_ones(tmp_path):
+    path = write(tmp_path, GOOD)
+    with pytest.raises(ForgeError, match=r"no scenario named 'big' \(known: small\)"):
+        get("big", path)
+
+
+def test_yaml_syntax_error_has_a_line_number(tmp_path):
+    msg = error_of(tmp_path, "scenarios:\n  - name: [\n")
+    assert "scenarios.yaml:" in msg and "YAML syntax error" in msg
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ForgeError, match="cannot read scenario file"):
+        load_scenarios(tmp_path / "nope.yaml")

@@ -1,0 +1,264 @@
+"""Boot the guest kernel in QEMU with a scenario's job and wait for it to finish.
+
+The guest's serial console goes to a file; the guest ends the run by writing
+its status to the isa-debug-exit device, which makes QEMU exit with
+(status << 1) | 1. A wall-clock timeout kills QEMU if the guest hangs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ForgeError
+from .scenarios import Scenario
+
+log = logging.getLogger(__name__)
+
+QEMU = "qemu-system-x86_64"
+MIB = 1024 * 1024
+# panic=-1: reboot at once on a panic, which -no-reboot turns into QEMU exiting;
+# oops=panic: an oops ends the run at once instead of leaving a half-dead guest.
+BASE_APPEND = ("console=ttyS0", "panic=-1", "oops=panic")
+DEBUG_EXIT = "isa-debug-exit,iobase=0xf4,iosize=0x04"
+PROGRESS_EVERY_S = 10.0
+POLL_S = 0.5
+PROBE_TIMEOUT_S = 20
+PROBE_MEMORY_MIB = 128
+ACCELS = ("tcg", "kvm")
+
+_accel_verdict: str | None = None  # probe_accel's answer, once per process
+
+
+@dataclass
+class GuestRun:
+    """How one QEMU run ended."""
+
+    name: str
+    console_log: Path
+    exit_kind: str  # "exit" (isa-debug-exit), "reset" (guest rebooted/powered off), "timeout", "qemu-error"
+    guest_status: int | None  # the status /init passed to isa-debug-exit
+    qemu_exit_code: int | None  # None if QEMU was killed on timeout
+    seconds: float
+    accel: str
+    argv: list[str] = field(default_factory=list)
+    qemu_stderr: str = ""
+
+
+@dataclass(frozen=True)
+class _Boot:
+    """Everything one QEMU invocation needs."""
+
+    name: str
+    kernel: Path
+    initrd: Path
+    memory_mib: int
+    cpus: int
+    append: list[str]
+    swap_img: Path | None
+    workdir: Path
+    accel: str
+    timeout_s: float
+
+
+def _qemu_binary() -> str:
+    path = shutil.which(QEMU)
+    if path is None:
+        raise ForgeError(f"{QEMU} not found: apt-get install qemu-system-x86")
+    return path
+
+
+def qemu_argv(b: _Boot, console: Path) -> list[str]:
+    """The QEMU command line for one boot."""
+    argv = [_qemu_binary(), "-machine", "q35", "-accel", b.accel]
+    if b.accel == "kvm":
+        argv += ["-cpu", "host"]
+    argv += [
+        "-m", str(b.memory_mib), "-smp", str(b.cpus),
+        "-nodefaults", "-nographic", "-no-reboot",
+        "-serial", f"file:{console}", "-monitor", "none",
+        "-device", DEBUG_EXIT,
+        "-kernel", str(b.kernel), "-initrd", str(b.initrd),
+        "-append", " ".join(b.append),
+    ]
+    if b.swap_img is not None:
+        argv += ["-drive", f"file={b.swap_img},if=virtio,format=raw,cache=unsafe"]
+    return argv
+
+
+def make_swap_image(path: Path, size_mib: int) -> Path:
+    """A sparse raw disk of size_mib MiB (recreated, so every run starts clean)."""
+    path.unlink(missing_ok=True)
+    with path.open("wb") as f:
+        f.truncate(size_mib * MIB)
+    return path
+
+
+def last_line(path: Path, max_bytes: int = 4096) -> str:
+    """The last non-empty line of a (growing) text file, or ''."""
+    try:
+        with path.open("rb") as f:
+            f.seek(max(0, path.stat().st_size - max_bytes))
+            tail = f.read().decode(errors="replace")
+    except OSError:
+        return ""
+    lines = [ln.strip() for ln in tail.replace("\r", "\n").split("\n") if ln.strip()]
+    return lines[-1] if lines else ""
+
+
+def decode_exit(code: int | None, timed_out: bool, console_empty: bool) -> tuple[str, int | None]:
+    """(exit kind, guest status) from QEMU's exit code.
+
+    isa-debug-exit makes QEMU exit with (status << 1) | 1, so odd codes come
+    from the guest. QEMU itself exits 1 when it cannot start; that is told
+    apart from "guest status 0" by the guest never having written anything.
+    """
+    if timed_out:
+        return "timeout", None
+    if code == 0:
+        return "reset", None
+    if code is not None and code > 0 and code % 2 == 1 and not (code == 1 and console_empty):
+        return "exit", code >> 1
+    return "qemu-error", None
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Kill the QEMU we started and reap it."""
+    proc.kill()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        log.warning("QEMU (pid %d) did not die after SIGKILL", proc.pid)
+
+
+def _watch(proc: subprocess.Popen[bytes], b: _Boot, console: Path, start: float) -> bool:
+    """Wait for QEMU to exit, logging progress; True if it had to be killed on timeout."""
+    next_report = start + PROGRESS_EVERY_S
+    while proc.poll() is None:
+        now = time.monotonic()
+        if now - start > b.timeout_s:
+            log.warning("%s: timeout after %d s, killing QEMU", b.name, b.timeout_s)
+            _stop(proc)
+            return True
+        if now >= next_report:
+            log.info("%s: %4.0f s  %s", b.name, now - start, last_line(console)[:120])
+            next_report += PROGRESS_EVERY_S
+        time.sleep(POLL_S)
+    return False
+
+
+def _boot(b: _Boot) -> GuestRun:
+    b.workdir.mkdir(parents=True, exist_ok=True)
+    console = b.workdir / "console.log"
+    console.unlink(missing_ok=True)
+    stderr_path = b.workdir / "qemu.stderr"
+    argv = qemu_argv(b, console)
+    log.debug("qemu: %s", " ".join(argv))
+    start = time.monotonic()
+    with stderr_path.open("wb") as err:
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+        except OSError as exc:
+            raise ForgeError(f"cannot start {QEMU}: {exc}") from exc
+        try:
+            timed_out = _watch(proc, b, console, start)
+        except BaseException:
+            _stop(proc)
+            raise
+    seconds = time.monotonic() - start
+    code = None if timed_out else proc.returncode
+    empty = not console.exists() or console.stat().st_size == 0
+    kind, status = decode_exit(code, timed_out, empty)
+    stderr_text = stderr_path.read_text(errors="replace").strip()
+    log.info("%s: QEMU %s (code %s, guest status %s) after %.1f s", b.name, kind, code, status, seconds)
+    if kind == "qemu-error" and stderr_text:
+        log.warning("%s: QEMU said: %s", b.name, stderr_text.splitlines()[-1])
+    return GuestRun(name=b.name, console_log=console, exit_kind=kind, guest_status=status,
+                    qemu_exit_code=code, seconds=seconds, accel=b.accel, argv=argv,
+                    qemu_stderr=stderr_text[-2000:])
+
+
+def _check_boot_files(kernel: Path, initrd: Path) -> None:
+    if not kernel.is_file():
+        raise ForgeError(f"kernel image {kernel} not found: build the guest kernel first")
+    if not initrd.is_file():
+        raise ForgeError(f"initramfs {initrd} not found: build it with guest.build_initramfs()")
+
+
+def kvm_usable() -> bool:
+    """Whether /dev/kvm exists and this process may open it read-write."""
+    try:
+        fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
+def _forced_accel() -> str | None:
+    forced = os.environ.get("ZCF_ACCEL", "").strip()
+    if not forced:
+        return None
+    if forced not in ACCELS:
+        raise ForgeError(f"ZCF_ACCEL={forced!r}: expected one of {', '.join(ACCELS)}")
+    return forced
+
+
+def _kvm_boots(kernel: Path, initrd: Path, workdir: Path) -> bool:
+    """Boot the guest under KVM with a trivial job; True if it reported back in time."""
+    b = _Boot(name="kvm-probe", kernel=kernel, initrd=initrd, memory_mib=PROBE_MEMORY_MIB, cpus=1,
+              append=[*BASE_APPEND, "zcf.name=kvm-probe", "zcf.probe=1"], swap_img=None,
+              workdir=workdir / "kvm-probe", accel="kvm", timeout_s=PROBE_TIMEOUT_S)
+    r = _boot(b)
+    if r.exit_kind == "exit" and r.guest_status == 0:
+        return True
+    log.info("KVM probe: guest %s after %.0f s; last console line: %r", r.exit_kind, r.seconds,
+             last_line(r.console_log))
+    return False
+
+
+def probe_accel(kernel: Path, initrd: Path, workdir: Path) -> str:
+    """"kvm" if a KVM guest boots and reports back, else "tcg"; ZCF_ACCEL forces one.
+
+    The answer is cached for the rest of the process.
+    """
+    global _accel_verdict
+    forced = _forced_accel()
+    if forced:
+        return forced
+    if _accel_verdict is None:
+        if not kvm_usable():
+            log.info("accelerator: tcg (/dev/kvm missing or not accessible)")
+            _accel_verdict = "tcg"
+        else:
+            log.info("accelerator: probing KVM (up to %d s)", PROBE_TIMEOUT_S)
+            _accel_verdict = "kvm" if _kvm_boots(kernel, initrd, workdir) else "tcg"
+            log.info("accelerator: %s", _accel_verdict)
+    return _accel_verdict
+
+
+def run_guest(kernel: Path, initrd: Path, scenario: Scenario, workdir: Path,
+              accel: str | None = None) -> GuestRun:
+    """Boot kernel+initrd with the scenario's job; the console log lands in workdir."""
+    _check_boot_files(kernel, initrd)
+    workdir.mkdir(parents=True, exist_ok=True)
+    if accel is None:
+        accel = probe_accel(kernel, initrd, workdir)
+    elif accel not in ACCELS:
+        raise ForgeError(f"accelerator {accel!r}: expected one of {', '.join(ACCELS)}")
+    swap_img = make_swap_image(workdir / "swap.img", scenario.swap_mib)
+    b = _Boot(name=scenario.name, kernel=kernel, initrd=initrd, memory_mib=scenario.guest_ram_mib,
+              cpus=scenario.cpus, append=[*BASE_APPEND, *scenario.kernel_args()], swap_img=swap_img,
+              workdir=workdir, accel=accel, timeout_s=scenario.timeout_s)
+    log.info("%s: booting (%s, %d MiB RAM of which %d MiB balloon, %d CPU, %d MiB swap, timeout %d s)",
+             scenario.name, accel, b.memory_mib, scenario.balloon_mib, b.cpus, scenario.swap_mib,
+             scenario.timeout_s)
+    try:
+        return _boot(b)
+    finally:
+        swap_img.unlink(missing_ok=True)

@@ -1,0 +1,116 @@
+"""qemu-test: series -> kernel build -> initramfs -> one QEMU boot per scenario -> verdicts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import git
+
+from . import build, guest, kernel, pipeline, qemu, scenarios, verdict
+from .errors import ForgeError
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+FRAGMENTS = (ROOT / "kconfig" / "guest.config", ROOT / "kconfig" / "zcache.config")
+DEFAULT_SCENARIOS = ("basic", "mixed", "random", "concurrent")
+
+
+@dataclass
+class KernelImage:
+    series: str
+    version: int
+    commit: str
+    build: build.Build
+
+    @property
+    def image(self) -> Path:
+        return self.build.image
+
+    def config_hash(self) -> str:
+        return hashlib.sha256((self.build.out / ".config").read_bytes()).hexdigest()[:16]
+
+
+@dataclass
+class QemuTestResult:
+    kernel: KernelImage
+    accelerator: str
+    results: list[verdict.ScenarioResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.results) and all(r.passed for r in self.results)
+
+    def to_dict(self) -> dict:
+        return {
+            "series": self.kernel.series,
+            "version": self.kernel.version,
+            "commit": self.kernel.commit,
+            "config_hash": self.kernel.config_hash(),
+            "build_seconds": round(self.kernel.build.seconds, 1),
+            "accelerator": self.accelerator,
+            "seconds": round(self.seconds, 1),
+            "passed": self.passed,
+            "scenarios": json.loads(verdict.to_json(self.results)),
+        }
+
+
+def introducing_patch(repo: git.Repo, start: str, tip: str, path: str) -> str | None:
+    """The subject of the last patch of start..tip that changed `path`."""
+    out = kernel.git_cmd(repo, "log", "-1", "--format=%s", f"{start}..{tip}", "--", path)
+    return out or None
+
+
+def explain_build_failure(repo: git.Repo, start: str, tip: str, b: build.Build) -> str:
+    errors = [d for d in b.diagnostics if d.kind == "error"][:5]
+    lines = []
+    for d in errors:
+        who = introducing_patch(repo, start, tip, d.file)
+        origin = f"introduced by patch '{who}'" if who else "a file the series does not touch"
+        lines.append(f"  {d.file}:{d.line}: error: {d.message}  [{origin}]")
+    if not lines and b.log:
+        lines = ["  " + x for x in b.log.read_text(errors="replace").splitlines()[-15:]]
+    return f"kernel build of {tip[:12]} failed:\n" + "\n".join(lines) + f"\nfull log: {b.log}"
+
+
+def build_kernel(series_file: Path, patches_root: Path, series_name: str | None = None) -> KernelImage:
+    """Regenerate the series, then build the guest kernel at the tip of `series_name`
+    (default: the last series of the file) in the shared build directory."""
+    res = pipeline.build_patches(series_file, patches_root)
+    target = res.get(series_name) if series_name else res.series[-1]
+    repo = kernel.work_repo()
+    src = kernel.checkout(repo, target.tip, kernel.cache_dir() / "src")
+    b = build.build(src, kernel.cache_dir() / "build" / "guest", "guest", list(FRAGMENTS))
+    if not b.ok:
+        raise ForgeError(explain_build_failure(repo, res.kernel_base, target.tip, b))
+    log.info("kernel %s v%d (%s) built in %.0f s", target.name, target.version, target.tip[:12], b.seconds)
+    return KernelImage(target.name, target.version, target.tip, b)
+
+
+def run_scenarios(image: KernelImage, chosen: list[scenarios.Scenario], workdir: Path,
+                  accel: str | None = None) -> QemuTestResult:
+    t0 = time.monotonic()
+    initrd = guest.build_initramfs(kernel.cache_dir() / "initramfs")
+    accel = accel or qemu.probe_accel(image.image, initrd, workdir / "probe")
+    log.info("accelerator: %s", accel)
+    out = QemuTestResult(kernel=image, accelerator=accel)
+    for i, sc in enumerate(chosen, 1):
+        log.info("[%d/%d] %s (%s backend)", i, len(chosen), sc.name, sc.backend)
+        run = qemu.run_guest(image.image, initrd, sc, workdir / sc.name, accel=accel)
+        res = verdict.judge_run(sc, run)
+        log.info("[%d/%d] %s: %s in %.0f s%s", i, len(chosen), sc.name, "PASS" if res.passed else "FAIL",
+                 res.seconds, "" if res.passed else ": " + "; ".join(res.reasons))
+        out.results.append(res)
+    out.seconds = time.monotonic() - t0
+    return out
+
+
+def choose(names: list[str] | None, scenarios_file: Path | None = None) -> list[scenarios.Scenario]:
+    sf = scenarios.load_scenarios(scenarios_file or scenarios.DEFAULT_FILE)
+    return [sf.get(n) for n in (names or DEFAULT_SCENARIOS)]

@@ -1,0 +1,367 @@
+"""Read a guest's console log and judge whether the scenario passed.
+
+The guest's /init and memhog print ``ZCF-RESULT {json}`` records and a final
+``ZCF-DONE status=N``; the kernel prints its splats (oopses, BUGs, warnings,
+lockups) to the same console. parse_console() collects both; judge() turns
+them, with how QEMU ended, into a ScenarioResult with the reasons it failed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .qemu import GuestRun
+from .scenarios import Scenario
+
+RESULT_MARK = "ZCF-RESULT "
+DONE_RE = re.compile(r"ZCF-DONE status=(\d+)")
+# "[   12.345678] " and "[    T1] " prefixes in front of a kernel message
+PREFIX_RE = re.compile(r"^(?:<\d+>)?(?:\[\s*\d+\.\d+\]\s*)?(?:\[\s*[CT]\d+\]\s*)?")
+SPLAT_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("oops", re.compile(r"\bOops\b")),
+    ("bug", re.compile(r"\bBUG:")),
+    # only a WARN() splat, which starts the message; not "RETBleed: WARNING: ..."
+    ("warning", re.compile(r"^WARNING:")),
+    ("panic", re.compile(r"Kernel panic")),
+    ("soft-lockup", re.compile(r"soft lockup")),
+    ("hard-lockup", re.compile(r"hard LOCKUP")),
+    ("hung-task", re.compile(r"hung task|blocked for more than \d+ seconds")),
+    ("kasan", re.compile(r"\bKASAN\b")),
+    ("gpf", re.compile(r"general protection fault")),
+    ("call-trace", re.compile(r"Call Trace:")),
+)
+IGNORE_FOR_SPLATS = ("ZCF-RESULT", "Kernel command line:", "zcf-init:")
+CONTEXT_BEFORE = 2
+CONTEXT_AFTER = 8
+MAX_SPLATS = 20
+TAIL_LINES = 15
+
+
+@dataclass(frozen=True)
+class Splat:
+    line: int  # 1-based line number of the first matching line
+    kind: str
+    text: str  # the matching line with a few lines of context
+
+
+@dataclass
+class Console:
+    records: dict[str, list[dict[str, Any]]]  # ZCF-RESULT records by kind
+    done_status: int | None  # None: no ZCF-DONE line
+    splats: list[Splat]
+    bad_records: list[str]  # ZCF-RESULT lines whose JSON did not parse
+    tail: list[str]  # the last non-empty console lines
+
+
+@dataclass
+class ScenarioResult:
+    name: str
+    backend: str
+    passed: bool
+    reasons: list[str]
+    workloads: list[dict[str, Any]]  # memhog's records, run and recheck phases
+    counters: dict[str, dict[str, float]]  # phase -> counter -> value
+    accelerator: str
+    seconds: float
+    splats: list[Splat]
+    exit_kind: str
+    guest_status: int | None
+    boot: dict[str, Any] | None = None
+    steps: list[dict[str, Any]] = field(default_factory=list)  # swapoff timing etc.
+    summary: dict[str, float | None] = field(default_factory=dict)
+    console_log: str | None = None
+
+
+# ---------------------------------------------------------------- parsing
+
+def _lines(text: str) -> list[str]:
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
+def _parse_record(line: str) -> dict[str, Any] | None:
+    """The JSON object after the ZCF-RESULT mark (text after it is ignored)."""
+    start = line.find("{", line.find(RESULT_MARK))
+    if start < 0:
+        return None
+    try:
+        obj, _ = json.JSONDecoder().raw_decode(line, start)
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) and isinstance(obj.get("kind"), str) else None
+
+
+def _splat_kind(line: str) -> str | None:
+    if any(mark in line for mark in IGNORE_FOR_SPLATS):
+        return None
+    message = PREFIX_RE.sub("", line.strip())
+    for kind, pattern in SPLAT_PATTERNS:
+        if pattern.search(message):
+            return kind
+    return None
+
+
+def find_splats(lines: list[str]) -> list[Splat]:
+    """Kernel splats, each quoted with context; matches inside one quote are merged."""
+    spans: list[tuple[int, int, str]] = []  # first match, end of context, kind
+    for i, line in enumerate(lines):
+        kind = _splat_kind(line)
+        if kind is None:
+            continue
+        end = min(len(lines), i + CONTEXT_AFTER + 1)
+        if spans and i < spans[-1][1]:
+            first, _, first_kind = spans[-1]
+            spans[-1] = (first, end, first_kind)
+        else:
+            spans.append((i, end, kind))
+    splats = []
+    for first, end, kind in spans[:MAX_SPLATS]:
+        quote = lines[max(0, first - CONTEXT_BEFORE):end]
+        splats.append(Splat(line=first + 1, kind=kind, text="\n".join(ln.rstrip() for ln in quote)))
+    return splats
+
+
+def parse_console(text: str) -> Console:
+    lines = _lines(text)
+    records: dict[str, list[dict[str, Any]]] = {}
+    bad: list[str] = []
+    done: int | None = None
+    for line in lines:
+        if RESULT_MARK in line:
+            rec = _parse_record(line)
+            if rec is None:
+                bad.append(line.strip())
+            else:
+                records.setdefault(rec["kind"], []).append(rec)
+        m = DONE_RE.search(line)
+        if m:
+            done = int(m.group(1))
+    tail = [ln.rstrip() for ln in lines if ln.strip()][-TAIL_LINES:]
+    return Console(records=records, done_status=done, splats=find_splats(lines), bad_records=bad, tail=tail)
+
+
+# ---------------------------------------------------------------- judging
+
+def _counters_by_phase(con: Console) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    for rec in con.records.get("counters", []):
+        values = rec.get("values")
+        if isinstance(rec.get("phase"), str) and isinstance(values, dict):
+            out[rec["phase"]] = {k: v for k, v in values.items() if isinstance(v, (int, float))}
+    return out
+
+
+def _delta(counters: dict[str, dict[str, float]], key: str, start: str, end: str) -> float | None:
+    a, b = counters.get(start, {}).get(key), counters.get(end, {}).get(key)
+    return None if a is None or b is None else b - a
+
+
+def _exit_reasons(exit_kind: str, guest_status: int | None, seconds: float, scenario: Scenario,
+                  qemu_stderr: str) -> list[str]:
+    if exit_kind == "timeout":
+        return [f"timed out after {seconds:.0f} s (limit {scenario.timeout_s} s): QEMU was killed"]
+    if exit_kind == "qemu-error":
+        said = qemu_stderr.strip().splitlines()[-1:] or ["(nothing on stderr)"]
+        return [f"QEMU failed: {said[0]}"]
+    if exit_kind == "reset":
+        return ["the guest rebooted or halted instead of exiting through isa-debug-exit "
+                "(kernel panic, or /init died)"]
+    if guest_status not in (0, None):
+        return [f"the guest exited with status {guest_status}"]
+    return []
+
+
+def _boot_reasons(con: Console) -> list[str]:
+    if con.records.get("boot"):
+        return []
+    tail = "\n".join(f"    {ln}" for ln in con.tail) or "    (the console is empty)"
+    return [f"the guest never booted (no boot record); last {TAIL_LINES} console lines:\n{tail}"]
+
+
+def _done_reasons(con: Console) -> list[str]:
+    reasons = [f"guest /init: {rec.get('message', '?')}" for rec in con.records.get("error", [])]
+    if con.done_status is None:
+        reasons.append("no ZCF-DONE line: the guest stopped before /init finished")
+    elif con.done_status != 0:
+        reasons.append(f"/init finished with ZCF-DONE status={con.done_status}")
+    reasons += [f"unreadable ZCF-RESULT line: {line[:200]}" for line in con.bad_records]
+    return reasons
+
+
+def _workload_reasons(scenario: Scenario, con: Console) -> list[str]:
+    reasons = []
+    records = con.records.get("workload", [])
+    for i, w in enumerate(scenario.workloads):
+        wid = f"w{i}"
+        label = f"workload {wid} ({w.size_mib} MiB {w.pattern})"
+        for phase in ("run", "recheck"):
+            recs = [r for r in records if r.get("id") == wid and r.get("phase") == phase]
+            if not recs:
+                reasons.append(f"{label}: no {phase!r} result")
+                continue
+            bad = recs[-1].get("pages_corrupted", 0)
+            if bad:
+                reasons.append(f"{label}: {bad} corrupted pages in the {phase!r} phase")
+    return reasons
+
+
+def swap_used_kib(values: dict[str, float]) -> float | None:
+    """Swap in use (KiB) in one counters record; frontswap'd pages hold swap slots too."""
+    total, free = values.get("meminfo.SwapTotal_kib"), values.get("meminfo.SwapFree_kib")
+    return None if total is None or free is None else total - free
+
+
+def swapped(counters: dict[str, dict[str, float]]) -> bool | None:
+    """Whether pages were swapped out in the run phase; None if nothing tells.
+
+    pswpout counts only pages written to the disk (and only with
+    CONFIG_VM_EVENT_COUNTERS), so swap in use and frontswap stores count too.
+    """
+    pressure = counters.get("pressure", {})
+    signs = [_delta(counters, "pswpout", "before", "pressure"), swap_used_kib(pressure),
+             _delta(counters, "frontswap.succ_stores", "before", "pressure")]
+    known = [v for v in signs if v is not None]
+    return any(v > 0 for v in known) if known else None
+
+
+def _swap_reasons(counters: dict[str, dict[str, float]]) -> list[str]:
+    if "pressure" not in counters:
+        return ["no 'pressure' counters record: the run phase did not complete"]
+    if swapped(counters) is False:
+        return ["nothing was swapped out during the run phase: the workloads fit in RAM, "
+                "so nothing was tested (raise size_mib or lower memory_mib)"]
+    return []
+
+
+def _zcache_reasons(counters: dict[str, dict[str, float]]) -> list[str]:
+    pressure = counters.get("pressure")
+    if pressure is None:
+        return []
+    if "zcache.pers_puts" not in pressure:
+        return ["no zcache counters in /sys/kernel/debug/zcache: is zcache built in "
+                "(CONFIG_ZCACHE=y, CONFIG_DEBUG_FS=y) and not disabled?"]
+    if not swapped(counters):
+        return []
+    reasons = []
+    stored = pressure["zcache.pers_puts"] - pressure.get("zcache.failed_pers_puts", 0)
+    if stored <= 0:
+        reasons.append(f"pages were swapped but zcache stored none "
+                       f"(pers_puts {pressure['zcache.pers_puts']:.0f}, all refused)")
+    if pressure.get("frontswap.succ_stores", 0) <= 0:
+        reasons.append("pages were swapped but frontswap.succ_stores is 0: "
+                       "zcache is not the active frontswap backend")
+    return reasons
+
+
+def _expect_reasons(scenario: Scenario, counters: dict[str, dict[str, float]]) -> list[str]:
+    reasons = []
+    for e in scenario.expect:
+        values = counters.get(e.phase)
+        if values is None:
+            reasons.append(f"expect '{e}': no {e.phase!r} counters record")
+        elif e.key not in values:
+            reasons.append(f"expect '{e}': the guest did not report {e.key}")
+        elif not e.holds(values[e.key]):
+            reasons.append(f"expect '{e}' failed: {e.key} is {values[e.key]:g}")
+    return reasons
+
+
+def _splat_reasons(con: Console) -> list[str]:
+    reasons = []
+    for s in con.splats:
+        first = s.text.splitlines()[min(CONTEXT_BEFORE, s.line - 1)]  # the matching line
+        reasons.append(f"kernel {s.kind} at console line {s.line}: {first.strip()}")
+    return reasons
+
+
+def _summary(counters: dict[str, dict[str, float]], workloads: list[dict[str, Any]],
+             steps: list[dict[str, Any]]) -> dict[str, float | None]:
+    pressure = counters.get("pressure", {})
+    after = counters.get("after-swapoff", counters.get("after", {}))
+    puts = pressure.get("zcache.pers_puts")
+    used = swap_used_kib(pressure)
+    swapoff = next((s for s in steps if s.get("step") == "swapoff"), None)
+    return {
+        "swap_used_mib": None if used is None else round(used / 1024, 1),
+        "pswpout": _delta(counters, "pswpout", "before", "pressure"),
+        "zcache_stored": None if puts is None else puts - pressure.get("zcache.failed_pers_puts", 0),
+        "zcache_refused": pressure.get("zcache.failed_pers_puts"),
+        "frontswap_stores": pressure.get("frontswap.succ_stores"),
+        "frontswap_failed": pressure.get("frontswap.failed_stores"),
+        "frontswap_loads": after.get("frontswap.loads"),
+        "corrupted": sum(w.get("pages_corrupted", 0) for w in workloads),
+        "swapoff_s": None if swapoff is None else round(swapoff["end_s"] - swapoff["start_s"], 2),
+    }
+
+
+def judge(scenario: Scenario, console_text: str, *, exit_kind: str = "exit", guest_status: int | None = 0,
+          seconds: float = 0.0, accel: str = "", qemu_stderr: str = "",
+          console_log: Path | None = None) -> ScenarioResult:
+    """Judge one run of scenario from its console text and how QEMU ended."""
+    con = parse_console(console_text)
+    counters = _counters_by_phase(con)
+    reasons = _exit_reasons(exit_kind, guest_status, seconds, scenario, qemu_stderr)
+    booted = not (boot_reasons := _boot_reasons(con))
+    reasons += boot_reasons
+    if booted:
+        reasons += _done_reasons(con) + _workload_reasons(scenario, con) + _swap_reasons(counters)
+        if scenario.backend == "zcache":
+            reasons += _zcache_reasons(counters)
+        reasons += _expect_reasons(scenario, counters)
+    reasons += _splat_reasons(con)
+    workloads = con.records.get("workload", [])
+    steps = [s for s in con.records.get("step", []) if isinstance(s.get("start_s"), (int, float))
+             and isinstance(s.get("end_s"), (int, float))]
+    boot = con.records.get("boot", [None])[0]
+    return ScenarioResult(
+        name=scenario.name, backend=scenario.backend, passed=not reasons, reasons=reasons,
+        workloads=workloads, counters=counters, accelerator=accel, seconds=round(seconds, 2),
+        splats=con.splats, exit_kind=exit_kind, guest_status=guest_status, boot=boot, steps=steps,
+        summary=_summary(counters, workloads, steps),
+        console_log=str(console_log) if console_log else None)
+
+
+def judge_run(scenario: Scenario, run: GuestRun) -> ScenarioResult:
+    """Judge a finished QEMU run (reads its console log)."""
+    try:
+        text = run.console_log.read_text(errors="replace")
+    except FileNotFoundError:
+        text = ""
+    return judge(scenario, text, exit_kind=run.exit_kind, guest_status=run.guest_status,
+                 seconds=run.seconds, accel=run.accel, qemu_stderr=run.qemu_stderr,
+                 console_log=run.console_log)
+
+
+# ---------------------------------------------------------------- output
+
+def to_json(results: list[ScenarioResult]) -> str:
+    return json.dumps([asdict(r) for r in results], indent=2, default=str)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+def render_table(results: list[ScenarioResult]) -> str:
+    """Plain-text columns, one row per scenario, then the reasons of the failures."""
+    headers = ["scenario", "backend", "accel", "result", "secs", "swap-used-MiB", "fs-stores",
+               "fs-refused", "fs-loads", "zcache-stored", "corrupted", "swapoff-s"]
+    rows = []
+    for r in results:
+        s = r.summary
+        rows.append([r.name, r.backend, r.accelerator or "-", "PASS" if r.passed else "FAIL",
+                     f"{r.seconds:.0f}", _fmt(s.get("swap_used_mib")), _fmt(s.get("frontswap_stores")),
+                     _fmt(s.get("frontswap_failed")), _fmt(s.get("frontswap_loads")),
+                     _fmt(s.get("zcache_stored")), _fmt(s.get("corrupted")),
+                     "-" if s.get("swapoff_s") is None else f"{s['swapoff_s']:.1f}"])
+    cells = [headers] + rows
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    for r in results:
+        for reason in r.reasons:
+            lines.append(f"{r.name}: {reason}")
+    return "\n".join(lines)
