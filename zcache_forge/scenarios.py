@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .errors import ForgeError
+from .yamlcheck import Checker, load_yaml
 
 DEFAULT_FILE = Path(__file__).resolve().parent.parent / "qemu" / "scenarios.yaml"
 BACKENDS = ("zcache", "zswap", "none")
@@ -135,68 +134,7 @@ class ScenarioFile:
         raise ForgeError(f"{self.path}: no scenario named {name!r} (known: {', '.join(self.names)})")
 
 
-class _Checker:
-    """Collects every problem in the file, so the user sees them all at once."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.problems: list[str] = []
-
-    def fail(self, where: str, msg: str) -> None:
-        self.problems.append(f"{self.path}: {where}: {msg}")
-
-    def mapping(self, value: Any, where: str, required: set[str], optional: set[str]) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            self.fail(where, f"expected a mapping, got {type(value).__name__}")
-            return {}
-        allowed = required | optional
-        for key in value:
-            if key not in allowed:
-                self.fail(f"{where}.{key}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
-        for key in sorted(required - set(value)):
-            self.fail(f"{where}.{key}", "missing required field")
-        return value
-
-    def integer(self, value: Any, where: str, lo: int, hi: int) -> int:
-        if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-            self.fail(where, f"expected an integer from {lo} to {hi}, got {value!r}")
-            return lo
-        return value
-
-    def choice(self, value: Any, where: str, choices: tuple[str, ...]) -> str:
-        if value not in choices:
-            self.fail(where, f"expected one of {', '.join(choices)}, got {value!r}")
-            return choices[0]
-        return str(value)
-
-    def string(self, value: Any, where: str) -> str:
-        if not isinstance(value, str):
-            self.fail(where, f"expected a string, got {value!r}")
-            return ""
-        return value
-
-    def boolean(self, value: Any, where: str) -> bool:
-        if not isinstance(value, bool):
-            self.fail(where, f"expected true or false, got {value!r}")
-            return True
-        return value
-
-
-def _load_yaml(path: Path) -> Any:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ForgeError(f"{path}: cannot read scenario file: {exc.strerror}") from exc
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        loc = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ForgeError(f"{path}{loc}: YAML syntax error: {problem}") from exc
-
-
-def _workload(c: _Checker, raw: Any, where: str) -> Workload:
+def _workload(c: Checker, raw: Any, where: str) -> Workload:
     d = c.mapping(raw, where, WORKLOAD_FIELDS, set())
     return Workload(
         size_mib=c.integer(d.get("size_mib", 1), f"{where}.size_mib", 1, 65536),
@@ -206,7 +144,7 @@ def _workload(c: _Checker, raw: Any, where: str) -> Workload:
     )
 
 
-def _workloads(c: _Checker, raw: Any, where: str) -> tuple[Workload, ...]:
+def _workloads(c: Checker, raw: Any, where: str) -> tuple[Workload, ...]:
     if raw is None:  # reported as a missing field
         return ()
     if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_WORKLOADS:
@@ -215,7 +153,7 @@ def _workloads(c: _Checker, raw: Any, where: str) -> tuple[Workload, ...]:
     return tuple(_workload(c, w, f"{where}[{i}]") for i, w in enumerate(raw))
 
 
-def _expectations(c: _Checker, raw: Any, where: str) -> tuple[Expectation, ...]:
+def _expectations(c: Checker, raw: Any, where: str) -> tuple[Expectation, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, list):
@@ -234,7 +172,7 @@ def _expectations(c: _Checker, raw: Any, where: str) -> tuple[Expectation, ...]:
     return tuple(out)
 
 
-def _backend_fields(c: _Checker, d: dict[str, Any], where: str) -> tuple[str, str | None]:
+def _backend_fields(c: Checker, d: dict[str, Any], where: str) -> tuple[str, str | None]:
     backend = c.choice(d.get("backend", BACKENDS[0]), f"{where}.backend", BACKENDS)
     zpool = d.get("zpool")
     if zpool is not None:
@@ -244,7 +182,7 @@ def _backend_fields(c: _Checker, d: dict[str, Any], where: str) -> tuple[str, st
     return backend, zpool
 
 
-def _scenario(c: _Checker, raw: Any, where: str) -> Scenario | None:
+def _scenario(c: Checker, raw: Any, where: str) -> Scenario | None:
     d = c.mapping(raw, where, SCENARIO_REQUIRED, SCENARIO_OPTIONAL)
     if not d:
         return None
@@ -252,7 +190,7 @@ def _scenario(c: _Checker, raw: Any, where: str) -> Scenario | None:
     if not NAME_RE.match(name):
         c.fail(f"{where}.name", f"{name!r} must be lower-case letters, digits and dashes")
     backend, zpool = _backend_fields(c, d, where)
-    extra = c.string(d.get("cmdline_extra", ""), f"{where}.cmdline_extra")
+    extra = c.string(d.get("cmdline_extra", ""), f"{where}.cmdline_extra", empty_ok=True)
     if "zcf." in extra:
         c.fail(f"{where}.cmdline_extra", "zcf.* parameters are set by the tool, not the scenario")
     return Scenario(
@@ -267,11 +205,11 @@ def _scenario(c: _Checker, raw: Any, where: str) -> Scenario | None:
         swapoff_recheck=c.boolean(d.get("swapoff_recheck", True), f"{where}.swapoff_recheck"),
         zpool=zpool,
         expect=_expectations(c, d.get("expect"), f"{where}.expect"),
-        description=c.string(d.get("description", ""), f"{where}.description"),
+        description=c.string(d.get("description", ""), f"{where}.description", empty_ok=True),
     )
 
 
-def _check_names(c: _Checker, scenarios: list[Scenario]) -> None:
+def _check_names(c: Checker, scenarios: list[Scenario]) -> None:
     seen: set[str] = set()
     for i, s in enumerate(scenarios):
         if s.name in seen:
@@ -279,7 +217,7 @@ def _check_names(c: _Checker, scenarios: list[Scenario]) -> None:
         seen.add(s.name)
 
 
-def _defaults(c: _Checker, raw: Any) -> dict[str, Any]:
+def _defaults(c: Checker, raw: Any) -> dict[str, Any]:
     """The optional top-level ``defaults`` mapping: field values every scenario inherits."""
     if raw is None:
         return {}
@@ -292,8 +230,8 @@ def _with_defaults(defaults: dict[str, Any], raw: Any) -> Any:
 
 def load_scenarios(path: Path = DEFAULT_FILE) -> ScenarioFile:
     """Load and validate the scenario file; raise ForgeError listing every problem."""
-    raw = _load_yaml(path)
-    c = _Checker(path)
+    raw = load_yaml(path, "scenario file")
+    c = Checker(path)
     top = c.mapping(raw, "(top level)", {"scenarios"}, {"defaults"})
     defaults = _defaults(c, top.get("defaults"))
     items = top.get("scenarios")

@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .errors import ForgeError
+from .yamlcheck import Checker, load_yaml
 
 DEFAULT_TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
 COMPRESSORS = ("lzo", "lzo-rle", "lz4", "lz4hc", "deflate", "zstd", "842")
@@ -98,49 +97,8 @@ class SeriesFile:
         return out
 
 
-class _Checker:
-    """Collects every problem in the file, so the user sees them all at once."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.problems: list[str] = []
-
-    def fail(self, where: str, msg: str) -> None:
-        self.problems.append(f"{self.path}: {where}: {msg}")
-
-    def mapping(self, value: Any, where: str, required: set[str], optional: set[str]) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            self.fail(where, f"expected a mapping, got {type(value).__name__}")
-            return {}
-        for key in value:
-            if key not in required | optional:
-                allowed = ", ".join(sorted(required | optional))
-                self.fail(f"{where}.{key}" if where else str(key), f"unknown key (allowed: {allowed})")
-        for key in sorted(required - set(value)):
-            self.fail(f"{where}.{key}" if where else key, "missing required field")
-        return value
-
-    def string(self, value: Any, where: str, pattern: re.Pattern[str] | None = None) -> str:
-        if not isinstance(value, str) or not value.strip():
-            self.fail(where, f"expected a non-empty string, got {value!r}")
-            return ""
-        if pattern and not pattern.match(value):
-            self.fail(where, f"{value!r} does not match {pattern.pattern}")
-        return value
-
-    def integer(self, value: Any, where: str, lo: int, hi: int) -> int:
-        if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-            self.fail(where, f"expected an integer from {lo} to {hi}, got {value!r}")
-            return lo
-        return value
-
-    def strings(self, value: Any, where: str) -> tuple[str, ...]:
-        if value is None:
-            return ()
-        if not isinstance(value, list):
-            self.fail(where, "expected a list of strings")
-            return ()
-        return tuple(self.string(v, f"{where}[{i}]") for i, v in enumerate(value))
+class _Checker(Checker):
+    """The generic checks, plus the series file's own kinds of field."""
 
     def template(self, value: Any, where: str, template_dir: Path) -> str:
         name = self.string(value, where)
@@ -158,20 +116,6 @@ class _Checker:
         for k, v in value.items():
             out[self.integer(k, f"{where}.{k}", 2, 99)] = self.string(v, f"{where}.{k}")
         return out
-
-
-def _load_yaml(path: Path) -> Any:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ForgeError(f"{path}: cannot read series file: {exc.strerror}") from exc
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        loc = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ForgeError(f"{path}{loc}: YAML syntax error: {problem}") from exc
 
 
 def _op(c: _Checker, raw: Any, where: str, template_dir: Path) -> Op | None:
@@ -257,7 +201,7 @@ def _series(c: _Checker, raw: Any, where: str, template_dir: Path, earlier: list
 def load(path: Path, template_dir: Path | None = None) -> SeriesFile:
     """Load and fully validate a series file; raise ForgeError listing every problem."""
     path = Path(path)
-    raw = _load_yaml(path)
+    raw = load_yaml(path, "series file")
     template_dir = template_dir or path.parent / "templates"
     c = _Checker(path)
     top = c.mapping(raw, "", {"author", "date", "knobs", "counters", "series"}, {"base", "to", "cc"})
