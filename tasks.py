@@ -38,6 +38,21 @@ def qemu_test(c, scenario=None, series=None, series_file="series.yaml", accel=No
                            ROOT / "results"))
 
 
+@task(iterable=["scenario", "backend"], help={
+    "scenario": "bench this scenario (repeatable; default: bench-mixed, bench-zero, bench-text)",
+    "backend": "zcache, zswap-zbud, zswap-zsmalloc or plain-swap (repeatable; default: all four)",
+    "reps": "repetitions per backend and scenario (default 3; figures are medians)",
+    "accel": "tcg or kvm (default: probe)",
+    "json": "print the results as JSON instead of tables",
+    "cover": "also write the table to the series file's cover_results file, for the cover letters",
+})
+def bench(c, scenario=None, backend=None, reps=3, accel=None, json=False, cover=False,
+          series_file="series.yaml"):
+    """zcache against zswap (zbud, zsmalloc) and plain swap: same kernel, same scenarios, one run."""
+    sys.exit(cli.bench(ROOT / series_file, ROOT / "patches", scenario or None, backend or None, reps, accel,
+                       json, ROOT / "results", cover))
+
+
 @task
 def setup(c):
     """Install what the tool needs on Debian 12 (apt and pip packages); idempotent."""

@@ -28,7 +28,8 @@ def counters(phase, **values):
 
 def workload(wid="w0", phase="run", corrupted=0):
     return rec({"kind": "workload", "id": wid, "phase": phase, "pattern": "mixed", "bytes": 335544320,
-                "pages": 81920, "passes": 2 if phase == "run" else 1, "pages_checked": 163840,
+                "pages": 81920, "passes": 2 if phase == "run" else 1,
+                "pages_checked": 163840 if phase == "run" else 81920,
                 "pages_corrupted": corrupted, "elapsed_s": 25.7, "fill_mbps": 70.9,
                 "verify_mbps": 30.2, "pswpin_delta": 0, "pswpout_delta": 0})
 
@@ -225,3 +226,24 @@ def test_json_and_table():
 ])
 def test_decode_exit(code, timed_out, empty, expected):
     assert decode_exit(code, timed_out, empty) == expected
+
+
+def test_pages_left_unverified_fail():
+    lines = good_lines()
+    short = json.loads(workload("w0", "run").split(" ", 1)[1])
+    short["pages_checked"] -= 1
+    lines[lines.index(workload("w0", "run"))] = rec(short)
+    r = judge(scenario(), text(lines), seconds=36.5, accel="tcg")
+    assert not r.passed
+    assert any("not every page was verified" in reason for reason in r.reasons), r.reasons
+
+
+def test_bug_on_is_a_splat():
+    lines = good_lines()
+    at = lines.index("memhog: w0: fill 100%")
+    lines[at:at] = ["------------[ cut here ]------------",
+                    "[   12.000000] kernel BUG at mm/zcache/zcache-main.c:235!",
+                    "[   12.000001] invalid opcode: 0000 [#1] SMP"]
+    r = judge(scenario(), text(lines), seconds=36.5, accel="tcg")
+    assert not r.passed
+    assert any("kernel BUG at mm/zcache/zcache-main.c:235!" in reason for reason in r.reasons), r.reasons

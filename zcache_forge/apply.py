@@ -25,6 +25,11 @@ def branch_name(series: Series) -> str:
     return f"zcache-forge/{series.name}/v{series.version}"
 
 
+def start_ref(name: str, version: int) -> str:
+    """The commit version `version` of series `name` was applied on (for range-diffs)."""
+    return f"refs/zcache-forge/start/{name}/v{version}"
+
+
 def _date(sf: SeriesFile, minutes: int) -> str:
     start = datetime.strptime(sf.date, "%Y-%m-%d %H:%M:%S %z")
     return (start + timedelta(minutes=minutes)).strftime("%Y-%m-%d %H:%M:%S %z")
@@ -52,6 +57,7 @@ def commit_series(repo: git.Repo, sf: SeriesFile, series: Series, parent: str,
                   patches: list[RenderedPatch], first_minute: int) -> list[str]:
     """Commit `patches` in order on `parent`; return the commit ids. Updates the series branch."""
     commits = []
+    start = parent
     for n, rp in enumerate(patches):
         date = _date(sf, first_minute + n)
         env = ident_env(sf.author_name, sf.author_email, date)
@@ -62,6 +68,7 @@ def commit_series(repo: git.Repo, sf: SeriesFile, series: Series, parent: str,
         if notes:
             git_cmd(repo, "notes", "--ref", NOTES_REF, "add", "-f", "-m", notes, parent, env=env)
     git_cmd(repo, "update-ref", f"refs/heads/{branch_name(series)}", parent)
+    git_cmd(repo, "update-ref", start_ref(series.name, series.version), start)
     return commits
 
 

@@ -101,7 +101,7 @@ def configure(src: Path, out: Path, fragments: list[Path]) -> None:
             raise ForgeError(f"config fragment {frag} not found")
         for k, v in parse_fragment(frag).items():
             want[k] = (v, frag)
-    env = {**make_env(), "CCACHE_BASEDIR": str(src)}
+    env = make_env()
     config = out / ".config"
     before = (config.read_bytes(), config.stat()) if config.exists() else None
     run([*_make_args(src, out), "tinyconfig"], env=env, what="make tinyconfig")
@@ -134,7 +134,9 @@ def build(src: Path, out: Path, config: str, fragments: list[Path], targets: tup
     t0 = time.monotonic()
     configure(src, out, fragments)
     b = Build(src=src, out=out, config=config, log=out / "build.log")
-    env = {**os.environ, **make_env(), "CCACHE_BASEDIR": str(src)}
+    # No CCACHE_BASEDIR: it makes gcc see relative paths, and BUG() would print
+    # "../../src/mm/..." instead of "mm/..." (-fmacro-prefix-map strips the absolute srctree).
+    env = {**os.environ, **make_env()}
     args = [*_make_args(src, out), f"-j{jobs()}", *(["W=1"] if w1 else [])]
     with open(b.log, "w") as logf:
         for target in targets:

@@ -100,3 +100,58 @@ def qemu_test(series_file: Path, out: Path, scenario_names: list[str] | None, se
         return 0 if res.passed else 1
 
     return _guard(go)
+
+
+def bench(series_file: Path, out: Path, scenario_names: list[str] | None, backend_names: list[str] | None,
+          reps: int, accel: str | None, as_json: bool, results_dir: Path, cover: bool) -> int:
+    from . import bench as bench_mod
+    from . import qemutest
+
+    def go() -> int:
+        known = {b.name: b for b in bench_mod.BACKENDS}
+        unknown = [b for b in backend_names or [] if b not in known]
+        if unknown:
+            raise ForgeError(f"unknown backend {', '.join(unknown)} (known: {', '.join(known)})")
+        if reps < 1:
+            raise ForgeError(f"--reps must be at least 1, got {reps}")
+        backends = [known[b] for b in backend_names] if backend_names else list(bench_mod.BACKENDS)
+        chosen = qemutest.choose(scenario_names or list(bench_mod.DEFAULT_SCENARIOS))
+        image = qemutest.build_kernel(series_file, out)
+        res = bench_mod.run_bench(image, chosen, backends, reps, kernel.cache_dir() / "bench", accel)
+        from . import series as series_mod
+
+        sf = series_mod.load(series_file)
+        env = {
+            "kernel_commit": image.commit, "series": image.series, "series_version": image.version,
+            "config_hash": image.config_hash(), "accelerator": res.accelerator, "reps": reps,
+            "compressor": sf.knobs["zcache"]["compressor"],
+            "guest_memory_mib": {sc.name: sc.memory_mib for sc in chosen},
+            "kernel_release": next((r.boot or {}).get("kernel") for c in res.cells for r in c.runs) if any(
+                c.runs for c in res.cells) else None,
+        }
+        results_dir.mkdir(parents=True, exist_ok=True)
+        data = res.to_dict(env)
+        (results_dir / "bench.json").write_text(jsonlib.dumps(data, indent=2) + "\n")
+        md = bench_mod.markdown(res)
+        env_line = (f"Measured by `invoke bench` on {image.series} v{image.version} ({image.commit[:12]}), "
+                    f"kernel config {env['config_hash']}, QEMU {res.accelerator}, compressor "
+                    f"{env['compressor']}, median of {reps} run(s) (min..max).")
+        (results_dir / "bench.md").write_text(env_line + "\n\n" + md)
+        png = bench_mod.chart(res, results_dir / "bench.png")
+        if cover:
+            if sf.cover_results is None:
+                raise ForgeError(f"{series_file}: --cover needs a top-level 'cover_results: FILE' "
+                                 "naming where the table goes")
+            sf.cover_results.write_text(env_line + "\n\n" + md)
+            print(f"results for the cover letters written to {sf.cover_results}; "
+                  "invoke build-patches puts them in", file=sys.stderr)
+        if as_json:
+            print(jsonlib.dumps(data, indent=2))
+        else:
+            print(env_line + "\n\n" + md)
+            print(f"{'PASS' if res.passed else 'FAIL'} in {res.seconds:.0f} s; "
+                  f"{results_dir / 'bench.json'}, {results_dir / 'bench.md'}, {png}")
+        return 0 if res.passed else 1
+
+    return _guard(go)
+

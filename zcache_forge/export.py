@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from pathlib import Path
 
 import git
 
-from .apply import NOTES_REF
+from .apply import NOTES_REF, start_ref
+from .checkpatch import is_cover
 from .errors import ForgeError
 from .kernel import git_cmd, ident_env
 from .series import Series, SeriesFile
@@ -16,14 +18,52 @@ from .series import Series, SeriesFile
 SUBJECT_PLACEHOLDER = "*** SUBJECT HERE ***"
 BLURB_PLACEHOLDER = "*** BLURB HERE ***"
 
+log = logging.getLogger(__name__)
+
 
 def series_dir(patches_root: Path, series: Series) -> Path:
     return patches_root / series.name / f"v{series.version}"
 
 
+def previous_range(repo: git.Repo, series: Series, patches_root: Path) -> str | None:
+    """The commits of v<N-1> as 'start..tip', from its branch in the cache repository.
+
+    Its start is the ref commit_series records; for a branch built before that ref existed,
+    the number of patches in patches/<series>/v<N-1>/ says how far back the start is.
+    None (no range-diff) for v1, or when the previous version's branch is not in the cache."""
+    if series.version == 1:
+        return None
+    prev = series.version - 1
+    tip = _rev(repo, f"refs/heads/zcache-forge/{series.name}/v{prev}")
+    if tip is None:
+        log.warning("%s v%d: no range-diff in the cover letter: branch zcache-forge/%s/v%d is not in %s",
+                    series.name, series.version, series.name, prev, repo.git_dir)
+        return None
+    start = _rev(repo, start_ref(series.name, prev))
+    if start is None:
+        folder = patches_root / series.name / f"v{prev}"
+        count = len([f for f in folder.glob("*.patch") if not is_cover(f)])
+        start = _rev(repo, f"{tip}~{count}") if count else None
+    if start is None:
+        log.warning("%s v%d: no range-diff: the start of v%d is unknown", series.name, series.version, prev)
+        return None
+    return f"{start}..{tip}"
+
+
+def _rev(repo: git.Repo, rev: str) -> str | None:
+    try:
+        return git_cmd(repo, "rev-parse", "--verify", "-q", f"{rev}^{{commit}}")
+    except ForgeError:
+        return None
+
+
 def format_patch(repo: git.Repo, sf: SeriesFile, series: Series, kernel_base: str, start: str,
-                 tip: str, cover: tuple[str, str], patches_root: Path) -> list[Path]:
-    """Export start..tip into patches/<series>/v<N>/, replacing only that version's folder."""
+                 tip: str, cover: tuple[str, str], patches_root: Path,
+                 range_diff: str | None = None) -> list[Path]:
+    """Export start..tip into patches/<series>/v<N>/, replacing only that version's folder.
+
+    With `range_diff` ('start..tip' of the previous version) the cover letter gets a
+    'Range-diff against v<N-1>' section."""
     out = series_dir(patches_root, series)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     if tmp.exists():
@@ -34,6 +74,8 @@ def format_patch(repo: git.Repo, sf: SeriesFile, series: Series, kernel_base: st
             f"--notes={NOTES_REF}", "--abbrev=12", "-o", str(tmp)]
     if series.version > 1:
         args.append(f"-v{series.version}")
+    if range_diff:
+        args.append(f"--range-diff={range_diff}")
     args += [f"--to={a}" for a in sf.to] + [f"--cc={a}" for a in sf.cc]
     args.append(f"{start}..{tip}")
     # The cover letter's date is the committer date given here: fix it for byte-identical output.

@@ -214,4 +214,7 @@ def render_cover(sf: SeriesFile, series: Series, chain: list[Series]) -> tuple[s
     }
     text = r.template(series.cover, ctx, f"{series.where}.cover").strip()
     subject, _, body = text.partition("\n")
-    return subject.strip(), body.strip()
+    body = body.strip()
+    if sf.cover_results is not None and sf.cover_results.is_file():
+        body += "\n\nMeasured results\n================\n\n" + sf.cover_results.read_text().strip()
+    return subject.strip(), body

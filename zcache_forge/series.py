@@ -59,6 +59,8 @@ class Series:
     changelog: dict[int, str]
     patches: tuple[Patch, ...]
     where: str
+    # send-patches: the cover letter of v<N> replies to the cover letter of v<N-1>.
+    in_reply_to_previous: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ class SeriesFile:
     knobs: dict[str, Any]
     counters: tuple[dict[str, Any], ...]
     series: tuple[Series, ...] = field(default_factory=tuple)
+    cover_results: Path | None = None  # measured results (invoke bench --cover) for the cover letters
 
     def get(self, name: str) -> Series:
         for s in self.series:
@@ -167,7 +170,7 @@ def _series(c: _Checker, raw: Any, where: str, template_dir: Path, earlier: list
     m = c.mapping(
         raw, where,
         {"name", "version", "base", "location", "change_id", "cover", "patches"},
-        {"subject_prefix", "changelog"},
+        {"subject_prefix", "changelog", "in_reply_to_previous"},
     )
     name = c.string(m.get("name"), f"{where}.name", NAME_RE)
     base = c.string(m.get("base"), f"{where}.base")
@@ -181,12 +184,16 @@ def _series(c: _Checker, raw: Any, where: str, template_dir: Path, earlier: list
         if "patches" in m:
             c.fail(f"{where}.patches", "expected a non-empty list of patches")
         patches_raw = []
+    version = c.integer(m.get("version"), f"{where}.version", 1, 99)
+    reply = c.boolean(m.get("in_reply_to_previous", False), f"{where}.in_reply_to_previous")
+    if reply and version == 1:
+        c.fail(f"{where}.in_reply_to_previous", "version 1 has no previous version to reply to")
     location = c.string(m.get("location"), f"{where}.location")
     if location and (location.startswith("/") or location.endswith("/")):
         c.fail(f"{where}.location", f"{location!r} must be a relative directory without a trailing '/'")
     return Series(
         name=name,
-        version=c.integer(m.get("version"), f"{where}.version", 1, 99),
+        version=version,
         subject_prefix=c.string(m.get("subject_prefix", "PATCH"), f"{where}.subject_prefix"),
         base=base,
         location=location,
@@ -195,6 +202,7 @@ def _series(c: _Checker, raw: Any, where: str, template_dir: Path, earlier: list
         changelog=c.versioned_text(m.get("changelog"), f"{where}.changelog"),
         patches=tuple(_patch(c, p, f"{where}.patches[{i}]", template_dir) for i, p in enumerate(patches_raw)),
         where=where,
+        in_reply_to_previous=reply,
     )
 
 
@@ -204,7 +212,8 @@ def load(path: Path, template_dir: Path | None = None) -> SeriesFile:
     raw = load_yaml(path, "series file")
     template_dir = template_dir or path.parent / "templates"
     c = _Checker(path)
-    top = c.mapping(raw, "", {"author", "date", "knobs", "counters", "series"}, {"base", "to", "cc"})
+    top = c.mapping(raw, "", {"author", "date", "knobs", "counters", "series"},
+                    {"base", "to", "cc", "cover_results"})
     if not top:
         raise ForgeError("\n".join(c.problems))
 
@@ -277,4 +286,6 @@ def load(path: Path, template_dir: Path | None = None) -> SeriesFile:
         knobs=dict(knobs),
         counters=tuple(counters),
         series=tuple(series),
+        cover_results=(path.parent / c.string(top["cover_results"], "cover_results")
+                       if "cover_results" in top else None),
     )

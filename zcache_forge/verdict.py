@@ -23,7 +23,8 @@ DONE_RE = re.compile(r"ZCF-DONE status=(\d+)")
 PREFIX_RE = re.compile(r"^(?:<\d+>)?(?:\[\s*\d+\.\d+\]\s*)?(?:\[\s*[CT]\d+\]\s*)?")
 SPLAT_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("oops", re.compile(r"\bOops\b")),
-    ("bug", re.compile(r"\bBUG:")),
+    ("bug", re.compile(r"\bBUG:|^kernel BUG at ")),
+    ("invalid-opcode", re.compile(r"^invalid opcode:")),
     # only a WARN() splat, which starts the message; not "RETBleed: WARNING: ..."
     ("warning", re.compile(r"^WARNING:")),
     ("panic", re.compile(r"Kernel panic")),
@@ -202,9 +203,15 @@ def _workload_reasons(scenario: Scenario, con: Console) -> list[str]:
             if not recs:
                 reasons.append(f"{label}: no {phase!r} result")
                 continue
-            bad = recs[-1].get("pages_corrupted", 0)
+            rec = recs[-1]
+            bad = rec.get("pages_corrupted", 0)
             if bad:
                 reasons.append(f"{label}: {bad} corrupted pages in the {phase!r} phase")
+            passes = rec.get("passes", 1) if phase == "run" else 1
+            expected = rec.get("pages", 0) * passes
+            if rec.get("pages_checked") != expected:
+                reasons.append(f"{label}: {rec.get('pages_checked')} pages checked in the {phase!r} "
+                               f"phase, expected {expected}: not every page was verified")
     return reasons
 
 
