@@ -218,7 +218,8 @@ def markdown(res: BenchResult) -> str:
                 continue
             f, cmp = c.figures, res.comparisons(c)
 
-            def fig(key: str, digits: int = 0, scale: float = 1.0) -> str:
+            def fig(key: str, digits: int = 0, scale: float = 1.0,
+                    f: dict[str, dict[str, float | None]] = f) -> str:
                 s = f[key]
                 if s["median"] is None:
                     return "-"
@@ -268,7 +269,8 @@ def chart(res: BenchResult, path: Path) -> Path:
         ax.set_xticks(range(len(scen)), scen)
         ax.set_title(title, fontsize=10)
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"zcache vs zswap vs plain swap: median of {res.reps} run(s), {res.accelerator}", fontsize=11)
+    fig.suptitle(f"zcache vs zswap vs plain swap: median of {res.reps} run(s), {res.accelerator}",
+                 fontsize=11)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
