@@ -57,3 +57,20 @@ def bench(c, scenario=None, backend=None, reps=3, accel=None, json=False, cover=
 def setup(c):
     """Install what the tool needs on Debian 12 (apt and pip packages); idempotent."""
     c.run(f"sh {ROOT / 'setup.sh'}")
+
+
+@task(iterable=["series"], help={
+    "series": "send this series (repeatable; default: all, in series file order)",
+    "series_file": "the series YAML (default: series.yaml)",
+    "send": "really send (default: dry run, which only shows what would be sent)",
+    "force": "send even if checkpatch has not passed for exactly these files",
+    "smtp_server": "SMTP server (default: git config sendemail.smtpServer)",
+    "smtp_port": "SMTP port (default: git config sendemail.smtpServerPort)",
+    "smtp_user": "SMTP user (default: git config sendemail.smtpUser; password from "
+                 "$ZCACHE_FORGE_SMTP_PASSWORD or sendemail.smtpPass)",
+})
+def send_patches(c, series=None, series_file="series.yaml", send=False, force=False, smtp_server=None,
+                 smtp_port=None, smtp_user=None):
+    """Mail patches/<series>/v<N>/ with git send-email: get_maintainer.pl recipients, threaded."""
+    sys.exit(cli.send_patches(ROOT / series_file, ROOT / "patches", series or None, send, force,
+                              smtp_server, smtp_port, smtp_user))

@@ -70,6 +70,8 @@ def build_patches(series_file: Path, out: Path, only: list[str] | None, check: b
         for r in bad:
             print(f"checkpatch: {r.patch.name}: {r.errors} errors, {r.warnings} warnings\n{r.output}",
                   file=sys.stderr)
+        if check:
+            _record_check_stamps(res, checks)
         return 1 if bad else 0
 
     return _guard(go)
@@ -155,3 +157,67 @@ def bench(series_file: Path, out: Path, scenario_names: list[str] | None, backen
 
     return _guard(go)
 
+
+def _record_check_stamps(res: pipeline.BuildResult, checks: dict[str, checkpatch.CheckResult]) -> None:
+    """Stamp each exported version folder with its checkpatch outcome: send-patches needs a pass."""
+    from . import stamps
+
+    for s in res.series:
+        if not s.files:
+            continue
+        results = [checks[str(f)] for f in s.files if str(f) in checks]
+        clean = len(results) == len(s.commits) and all(r.clean for r in results)
+        stamps.record(s.files[0].parent, "checkpatch", clean, {
+            "patches": len(results), "errors": sum(r.errors for r in results),
+            "warnings": sum(r.warnings for r in results), "checks": sum(r.checks for r in results),
+        })
+
+
+def _port(value: str | int | None) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, int) or str(value).isdigit():
+        return int(value)
+    raise ForgeError(f"--smtp-port: {value!r} is not a port number")
+
+
+def send_patches(series_file: Path, out: Path, names: list[str] | None, send: bool, force: bool,
+                 smtp_server: str | None, smtp_port: str | int | None, smtp_user: str | None) -> int:
+    """Show who gets which message, dry-run git send-email and check it; send only with send=True."""
+    from . import mail
+    from . import series as series_mod
+
+    def go() -> int:
+        sf = series_mod.load(series_file)
+        chosen = [sf.get(n) for n in names] if names else list(sf.series)
+        cwd = series_file.parent
+        smtp = mail.smtp_settings(cwd, smtp_server, _port(smtp_port), smtp_user)
+        who = mail.sender(cwd, sf)
+        missing = {s.name: mail.unchecked(mail.series_dir(out, s)) for s in chosen}
+        blocked = [f"{mail.series_dir(out, s)} ({', '.join(missing[s.name])})" for s in chosen
+                   if missing[s.name]]
+        if send and blocked and not force:
+            raise ForgeError("refusing to send: checks have not passed for exactly these files: "
+                             f"{'; '.join(blocked)}; run invoke build-patches (checkpatch clean), "
+                             "or pass --force")
+        for s in chosen:  # pre-flight checks of every series before any get_maintainer.pl run
+            mail.checked_patches(s, out)
+        plans = [mail.make_plan(sf, s, out, who) for s in chosen]
+        for p in plans:
+            print(mail.describe(p, smtp, missing[p.series]) + "\n")
+        prepared = [mail.prepare(p, smtp, cwd) for p in plans]  # all dry runs pass before any send
+        total = sum(len(p.messages) for p in plans)
+        if not send:
+            for pr in prepared:
+                print(f"--- git send-email --dry-run: {pr.plan.series} v{pr.plan.version} ---")
+                print(pr.dry_log.rstrip() + "\n")
+            print(f"dry run: nothing sent; {total} messages would go via {smtp.describe()}. "
+                  "Pass --send to send them.")
+            return 0
+        for pr in prepared:
+            print(f"--- git send-email: {pr.plan.series} v{pr.plan.version} ---")
+            print(mail.send(pr, smtp, cwd).rstrip() + "\n")
+        print(f"sent {total} messages via {smtp.describe()}")
+        return 0
+
+    return _guard(go)
