@@ -31,11 +31,12 @@ def build_patches(c, series_file="series.yaml", series=None, out="patches", chec
     "series_file": "the series YAML (default: series.yaml)",
     "accel": "tcg or kvm (default: probe for a KVM that really boots, else tcg)",
     "json": "print the results as JSON instead of a table",
+    "debug": "build and boot the debug kernel (KASAN, lockdep, DEBUG_VM, fault injection)",
 })
-def qemu_test(c, scenario=None, series=None, series_file="series.yaml", accel=None, json=False):
+def qemu_test(c, scenario=None, series=None, series_file="series.yaml", accel=None, json=False, debug=False):
     """Build the patched kernel, boot it in QEMU under memory pressure, verify every page."""
     sys.exit(cli.qemu_test(ROOT / series_file, ROOT / "patches", scenario or None, series, accel, json,
-                           ROOT / "results"))
+                           ROOT / "results", debug))
 
 
 @task(iterable=["scenario", "backend"], help={

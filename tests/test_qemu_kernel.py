@@ -84,3 +84,12 @@ def test_broken_kernel_fails_with_the_splat_quoted(tmp_path, capsys):
     assert sc["exit_kind"] != "timeout"  # the panic ended the run, not the clock
     assert any("kernel BUG at mm/zcache/zcache-main.c" in s["text"] for s in sc["splats"]), sc["splats"]
     assert any("kernel BUG at mm/zcache/zcache-main.c" in reason for reason in sc["reasons"]), sc["reasons"]
+
+
+def test_bad_boot_parameters_fall_back_and_still_verify(image, tmp_path):
+    r = run(image, "bad-params", tmp_path)
+    assert r.passed, r.reasons
+    log = (tmp_path / "bad-params" / "console.log").read_text(errors="replace")
+    assert "zcache: compressor nosuch not available, falling back to lzo" in log
+    assert "zcache: poor_percent=500 out of range 1..95, using 87" in log
+    assert r.counters["pressure"]["zcache.pers_zpages"] > 0

@@ -79,18 +79,19 @@ def build_patches(series_file: Path, out: Path, only: list[str] | None, check: b
 
 
 def qemu_test(series_file: Path, out: Path, scenario_names: list[str] | None, series: str | None,
-              accel: str | None, as_json: bool, results_dir: Path) -> int:
+              accel: str | None, as_json: bool, results_dir: Path, debug: bool = False) -> int:
     from . import qemutest, verdict
 
     def go() -> int:
         t0 = time.monotonic()
-        chosen = qemutest.choose(scenario_names)  # an unknown scenario fails before any build
-        image = qemutest.build_kernel(series_file, out, series)
+        chosen = qemutest.choose(scenario_names, debug=debug)  # unknown names fail before any build
+        image = qemutest.build_kernel(series_file, out, series, debug=debug)
         res = qemutest.run_scenarios(image, chosen, kernel.cache_dir() / "runs", accel)
         data = res.to_dict()
         data["total_seconds"] = round(time.monotonic() - t0, 1)
         results_dir.mkdir(parents=True, exist_ok=True)
-        path = results_dir / f"qemu-test-{image.series}-v{image.version}.json"
+        kind = "-debug" if debug else ""
+        path = results_dir / f"qemu-test-{image.series}-v{image.version}{kind}.json"
         path.write_text(jsonlib.dumps(data, indent=2) + "\n")
         if as_json:
             print(jsonlib.dumps(data, indent=2))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -18,7 +19,11 @@ log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
 FRAGMENTS = (ROOT / "kconfig" / "guest.config", ROOT / "kconfig" / "zcache.config")
+DEBUG_FRAGMENTS = (*FRAGMENTS, ROOT / "kconfig" / "debug.config")
 DEFAULT_SCENARIOS = ("basic", "mixed", "random", "concurrent")
+DEBUG_SCENARIOS = (*DEFAULT_SCENARIOS, "concurrent-hotplug", "fault-inject")
+DEBUG_CMDLINE = "panic_on_warn=1"   # a WARN is as bad as a BUG on the debug kernel
+DEBUG_SLOWDOWN = 3                  # KASAN and lockdep under TCG: allow this much longer
 
 
 @dataclass
@@ -79,14 +84,18 @@ def explain_build_failure(repo: git.Repo, start: str, tip: str, b: build.Build) 
     return f"kernel build of {tip[:12]} failed:\n" + "\n".join(lines) + f"\nfull log: {b.log}"
 
 
-def build_kernel(series_file: Path, patches_root: Path, series_name: str | None = None) -> KernelImage:
+def build_kernel(series_file: Path, patches_root: Path, series_name: str | None = None,
+                 debug: bool = False) -> KernelImage:
     """Regenerate the series, then build the guest kernel at the tip of `series_name`
-    (default: the last series of the file) in the shared build directory."""
+    (default: the last series of the file) in the shared build directory of its config
+    (guest, or debug: KASAN, lockdep, DEBUG_VM, fault injection)."""
     res = pipeline.build_patches(series_file, patches_root)
     target = res.get(series_name) if series_name else res.series[-1]
     repo = kernel.work_repo()
     src = kernel.checkout(repo, target.tip, kernel.cache_dir() / "src")
-    b = build.build(src, kernel.cache_dir() / "build" / "guest", "guest", list(FRAGMENTS))
+    config = "debug" if debug else "guest"
+    b = build.build(src, kernel.cache_dir() / "build" / config, config,
+                    list(DEBUG_FRAGMENTS if debug else FRAGMENTS))
     if not b.ok:
         raise ForgeError(explain_build_failure(repo, res.kernel_base, target.tip, b))
     log.info("kernel %s v%d (%s) built in %.0f s", target.name, target.version, target.tip[:12], b.seconds)
@@ -111,6 +120,14 @@ def run_scenarios(image: KernelImage, chosen: list[scenarios.Scenario], workdir:
     return out
 
 
-def choose(names: list[str] | None, scenarios_file: Path | None = None) -> list[scenarios.Scenario]:
+def choose(names: list[str] | None, scenarios_file: Path | None = None,
+           debug: bool = False) -> list[scenarios.Scenario]:
     sf = scenarios.load_scenarios(scenarios_file or scenarios.DEFAULT_FILE)
-    return [sf.get(n) for n in (names or DEFAULT_SCENARIOS)]
+    chosen = [sf.get(n) for n in (names or (DEBUG_SCENARIOS if debug else DEFAULT_SCENARIOS))]
+    return [for_debug(sc) for sc in chosen] if debug else chosen
+
+
+def for_debug(sc: scenarios.Scenario) -> scenarios.Scenario:
+    """The scenario as the debug kernel runs it: panic on WARN, more time."""
+    return dataclasses.replace(sc, cmdline_extra=f"{sc.cmdline_extra} {DEBUG_CMDLINE}".strip(),
+                               timeout_s=sc.timeout_s * DEBUG_SLOWDOWN)

@@ -27,7 +27,8 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 EXPECT_RE = re.compile(r"^\s*(\S+)\s+([A-Za-z0-9_.-]+)\s*(==|!=|>=|<=|>|<)\s*(-?\d+)\s*$")
 
 SCENARIO_REQUIRED = {"name", "backend", "memory_mib", "swap_mib", "workloads", "timeout_s"}
-SCENARIO_OPTIONAL = {"cpus", "cmdline_extra", "swapoff_recheck", "zpool", "expect", "description"}
+SCENARIO_OPTIONAL = {"cpus", "cmdline_extra", "swapoff_recheck", "zpool", "expect", "description",
+                     "hotplug", "fault_percent"}
 WORKLOAD_FIELDS = {"size_mib", "pattern", "passes", "seed"}
 
 
@@ -75,6 +76,8 @@ class Scenario:
     zpool: str | None = None
     expect: tuple[Expectation, ...] = ()
     description: str = ""
+    hotplug: bool = False      # toggle CPU 1 offline/online during the run phase
+    fault_percent: int = 0     # fail this share of zcache's allocations (debug kernel)
 
     @property
     def workload_mib(self) -> int:
@@ -111,6 +114,8 @@ class Scenario:
             "zcf.workloads=" + ",".join(w.job() for w in self.workloads),
             f"zcf.recheck={1 if self.swapoff_recheck else 0}",
             f"zcf.balloon={self.balloon_mib}",
+            *(["zcf.hotplug=1"] if self.hotplug else []),
+            *([f"zcf.fault={self.fault_percent}"] if self.fault_percent else []),
         ]
 
     def kernel_args(self) -> list[str]:
@@ -206,7 +211,16 @@ def _scenario(c: Checker, raw: Any, where: str) -> Scenario | None:
         zpool=zpool,
         expect=_expectations(c, d.get("expect"), f"{where}.expect"),
         description=c.string(d.get("description", ""), f"{where}.description", empty_ok=True),
+        hotplug=_hotplug(c, d, where),
+        fault_percent=c.integer(d.get("fault_percent", 0), f"{where}.fault_percent", 0, 100),
     )
+
+
+def _hotplug(c: Checker, d: dict[str, Any], where: str) -> bool:
+    hotplug = c.boolean(d.get("hotplug", False), f"{where}.hotplug")
+    if hotplug and d.get("cpus", 1) < 2:
+        c.fail(f"{where}.hotplug", "needs cpus: 2 or more (CPU 0 cannot go offline)")
+    return hotplug
 
 
 def _check_names(c: Checker, scenarios: list[Scenario]) -> None:
