@@ -25,8 +25,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from zcache_forge import checkpatch, cli, kernel, mail, pipeline, series, stamps
+from zcache_forge import checkpatch, cli, kernel, pipeline, preflight, recipients, sendmail, series, stamps
 from zcache_forge.errors import ForgeError
+from zcache_forge.patchfile import address, read_folder
 
 from .conftest import MINI_FILES, ROOT, git
 from .test_build_patches import snapshot
@@ -56,7 +57,7 @@ def make_world(root: Path, env: pytest.MonkeyPatch) -> Path:
     env.setenv("GIT_CONFIG_GLOBAL", os.devnull)
     env.setenv("GIT_CONFIG_NOSYSTEM", "1")
     env.setenv("HOME", str(root))  # no ~/.get_maintainer.conf of the user
-    env.delenv(mail.PASSWORD_ENV, raising=False)
+    env.delenv(sendmail.PASSWORD_ENV, raising=False)
     tree = root / "linux"
     files = {**MINI_FILES, "MAINTAINERS": real_base_file("MAINTAINERS").decode()}
     # get_maintainer.pl insists on running at the top of a kernel tree.
@@ -68,7 +69,7 @@ def make_world(root: Path, env: pytest.MonkeyPatch) -> Path:
         (tree / name).parent.mkdir(parents=True, exist_ok=True)
         (tree / name).write_text(text)
     (tree / "scripts").mkdir()
-    (tree / mail.GET_MAINTAINER).write_bytes(real_base_file(mail.GET_MAINTAINER))
+    (tree / recipients.GET_MAINTAINER).write_bytes(real_base_file(recipients.GET_MAINTAINER))
     git(tree, "init", "-q", "-b", "master")
     git(tree, "add", ".")
     git(tree, "commit", "-q", "-m", "mini kernel")
@@ -172,7 +173,7 @@ def full_tree(tip: str, dest: Path) -> Path:
 
 
 def get_maintainer(tree: Path, patch: Path, *opts: str) -> list[str]:
-    out = subprocess.run(["perl", mail.GET_MAINTAINER, "--no-git", "--no-git-fallback", "--no-fixes",
+    out = subprocess.run(["perl", recipients.GET_MAINTAINER, "--no-git", "--no-git-fallback", "--no-fixes",
                           "--no-rolestats", *opts], cwd=tree, input=patch.read_bytes(), check=True,
                          capture_output=True).stdout.decode()
     return [line.strip() for line in out.splitlines() if line.strip()]
@@ -182,13 +183,13 @@ def expected_recipients(proj: Path, name: str, tmp: Path) -> list[tuple[set[str]
     """(To, Cc) addresses of the cover and each patch, from get_maintainer.pl in a full tree."""
     sf = series.load(proj / "series.yaml")
     s = sf.get(name)
-    tip = mail.series_tip(kernel.work_repo(), s)
+    tip = sendmail.series_tip(kernel.work_repo(), s)
     tree = full_tree(tip, tmp / f"full-{name}")
     folder = proj / "patches" / name / f"v{s.version}"
     per_patch = []
     for p in sorted(folder.glob("*.patch"))[1:]:
-        to = {mail.address(a) for a in [*sf.to, *get_maintainer(tree, p, "--no-l")]} - {SENDER}
-        cc = {mail.address(a) for a in [*sf.cc, *get_maintainer(tree, p, "--no-m", "--no-r")]} - to - {SENDER}
+        to = {address(a) for a in [*sf.to, *get_maintainer(tree, p, "--no-l")]} - {SENDER}
+        cc = {address(a) for a in [*sf.cc, *get_maintainer(tree, p, "--no-m", "--no-r")]} - to - {SENDER}
         per_patch.append((to, cc))
     cover_to = set().union(*(t for t, _ in per_patch))
     cover_cc = set().union(*(c for _, c in per_patch)) - cover_to
@@ -196,7 +197,7 @@ def expected_recipients(proj: Path, name: str, tmp: Path) -> list[tuple[set[str]
 
 
 def addresses(header: str | None) -> set[str]:
-    return {mail.address(a) for a in (header or "").replace("\n", " ").split(",") if a.strip()}
+    return {address(a) for a in (header or "").replace("\n", " ").split(",") if a.strip()}
 
 
 def thread_of(server: Server, change_id: str) -> list[Received]:
@@ -230,7 +231,7 @@ def sent_v1(tmp_path_factory):
         assert rc == 0
         expected = {name: expected_recipients(proj, name, root)
                     for name in ("zcache-staging", "zcache-promote")}
-        tips = {s.name: mail.series_tip(kernel.work_repo(), s)
+        tips = {s.name: sendmail.series_tip(kernel.work_repo(), s)
                 for s in series.load(proj / "series.yaml").series}
         trees = {name: kernel.tree_of(kernel.work_repo(), tip) for name, tip in tips.items()}
         base = kernel.base_commit(kernel.work_repo(), series.load(proj / "series.yaml").base)
@@ -372,7 +373,7 @@ def broken_copy(world: Path, tmp_path: Path, fn) -> tuple[series.Series, Path, l
     folder = tmp_path / "bad" / "v1"
     shutil.copytree(world / "patches" / "zcache-staging" / "v1", folder)
     fn(folder)
-    return s, folder, mail.preflight(s, folder, mail.read_folder(folder))
+    return s, folder, preflight.preflight(s, folder, read_folder(folder))
 
 
 def rewrite(folder: Path, glob: str, old: str, new: str) -> Path:
@@ -386,7 +387,7 @@ def rewrite(folder: Path, glob: str, old: str, new: str) -> Path:
 def test_preflight_passes_the_generated_series(world):
     for s in series.load(world / "series.yaml").series:
         folder = world / "patches" / s.name / "v1"
-        assert mail.preflight(s, folder, mail.read_folder(folder)) == []
+        assert preflight.preflight(s, folder, read_folder(folder)) == []
 
 
 @pytest.mark.parametrize("glob, old, new, expect", [
@@ -438,8 +439,8 @@ def test_in_reply_to_previous_is_validated(world):
 
 
 def test_the_password_is_never_in_argv_output_or_repr(world, smtp, monkeypatch, capsys):
-    monkeypatch.setenv(mail.PASSWORD_ENV, "s3cret-Pw")
-    cfg = mail.smtp_settings(world, "127.0.0.1", smtp.port, "me")
+    monkeypatch.setenv(sendmail.PASSWORD_ENV, "s3cret-Pw")
+    cfg = sendmail.smtp_settings(world, "127.0.0.1", smtp.port, "me")
     assert "s3cret-Pw" not in repr(cfg) + cfg.describe() + " ".join(cfg.argv())
     assert "s3cret-Pw" in cfg.env().values() and cfg.password_source == "env"
     stamp_all(world)

@@ -185,28 +185,28 @@ def _port(value: str | int | None) -> int | None:
 def send_patches(series_file: Path, out: Path, names: list[str] | None, send: bool, force: bool,
                  smtp_server: str | None, smtp_port: str | int | None, smtp_user: str | None) -> int:
     """Show who gets which message, dry-run git send-email and check it; send only with send=True."""
-    from . import mail
+    from . import export, preflight, sendmail
     from . import series as series_mod
 
     def go() -> int:
         sf = series_mod.load(series_file)
         chosen = [sf.get(n) for n in names] if names else list(sf.series)
         cwd = series_file.parent
-        smtp = mail.smtp_settings(cwd, smtp_server, _port(smtp_port), smtp_user)
-        who = mail.sender(cwd, sf)
-        missing = {s.name: mail.unchecked(mail.series_dir(out, s)) for s in chosen}
-        blocked = [f"{mail.series_dir(out, s)} ({', '.join(missing[s.name])})" for s in chosen
+        smtp = sendmail.smtp_settings(cwd, smtp_server, _port(smtp_port), smtp_user)
+        who = sendmail.sender(cwd, sf)
+        missing = {s.name: preflight.unchecked(export.series_dir(out, s)) for s in chosen}
+        blocked = [f"{export.series_dir(out, s)} ({', '.join(missing[s.name])})" for s in chosen
                    if missing[s.name]]
         if send and blocked and not force:
             raise ForgeError("refusing to send: checks have not passed for exactly these files: "
                              f"{'; '.join(blocked)}; run invoke build-patches (checkpatch clean), "
                              "or pass --force")
         for s in chosen:  # pre-flight checks of every series before any get_maintainer.pl run
-            mail.checked_patches(s, out)
-        plans = [mail.make_plan(sf, s, out, who) for s in chosen]
+            preflight.checked_patches(s, out)
+        plans = [sendmail.make_plan(sf, s, out, who) for s in chosen]
         for p in plans:
-            print(mail.describe(p, smtp, missing[p.series]) + "\n")
-        prepared = [mail.prepare(p, smtp, cwd) for p in plans]  # all dry runs pass before any send
+            print(sendmail.describe(p, smtp, missing[p.series]) + "\n")
+        prepared = [sendmail.prepare(p, smtp, cwd) for p in plans]  # all dry runs pass before any send
         total = sum(len(p.messages) for p in plans)
         if not send:
             for pr in prepared:
@@ -217,7 +217,7 @@ def send_patches(series_file: Path, out: Path, names: list[str] | None, send: bo
             return 0
         for pr in prepared:
             print(f"--- git send-email: {pr.plan.series} v{pr.plan.version} ---")
-            print(mail.send(pr, smtp, cwd).rstrip() + "\n")
+            print(sendmail.send(pr, smtp, cwd).rstrip() + "\n")
         print(f"sent {total} messages via {smtp.describe()}")
         return 0
 
