@@ -31,6 +31,11 @@ def test_debug_kernel_runs_basic_mixed_and_hotplug_without_splats(tmp_path):
         assert sc["splats"] == [] and sc["summary"]["corrupted"] == 0
     hotplug = [s for s in scs["concurrent-hotplug"]["steps"] if s.get("step") == "hotplug"]
     assert hotplug and hotplug[0]["cycles"] > 0 and hotplug[0]["errors"] == 0
+    # the KUnit suites ran at boot, under KASAN and lockdep, and every case passed
+    kunit = scs["basic"]["kunit"]
+    cases = [k for k in kunit if k["case"] is not None and k["param"] is None]
+    assert {k["suite"] for k in kunit} == {"zcache_tmem", "zcache_zbud"}
+    assert len(cases) >= 20 and all(k["status"] == "ok" for k in cases), kunit
 
 
 def test_fault_injection_fails_puts_cleanly_and_leaks_nothing(tmp_path):

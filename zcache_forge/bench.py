@@ -268,11 +268,37 @@ def chart(res: BenchResult, path: Path) -> Path:
             ax.bar(xs, med, width, yerr=[err_lo, err_hi], capsize=2, label=b)
         ax.set_xticks(range(len(scen)), scen)
         ax.set_title(title, fontsize=10)
-    axes[0].legend(fontsize=8)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(backs), fontsize=9, frameon=False)
     fig.suptitle(f"zcache vs zswap vs plain swap: median of {res.reps} run(s), {res.accelerator}",
                  fontsize=11)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def cover_table(data: dict[str, Any]) -> str:
+    """A plain-text table within 75 columns for a cover letter, from BenchResult.to_dict()."""
+    env = data["environment"]
+    head = (f"{'backend':<15}{'swap writes':>12}{'vs plain':>9}{'pages/frame':>12}"
+            f"{'RAM MiB':>9}{'MiB/s':>8}{'corrupt':>8}")
+    out = [f"invoke bench, {env['series']} v{env['series_version']} ({env['kernel_commit'][:12]}), "
+           f"QEMU {env['accelerator']},",
+           f"{env['compressor']}, median of {env['reps']} runs; zswap with its default 20% pool limit."]
+    for scenario in dict.fromkeys(c["scenario"] for c in data["cells"]):
+        out += ["", f"{scenario}:", head]
+        for c in (c for c in data["cells"] if c["scenario"] == scenario):
+            f, cmp = c["figures"], c["comparisons"]
+
+            def med(key: str, digits: int = 0, scale: float = 1.0,
+                    f: dict[str, Any] = f) -> str:
+                m = f.get(key, {}).get("median")
+                return "-" if m is None else f"{m / scale:,.{digits}f}"
+
+            red = cmp.get("pswpout_reduction_pct")
+            out.append(f"{c['backend']:<15}{med('pswpout'):>12}{'-' if red is None else f'{red:.0f}%':>9}"
+                       f"{med('density', 2):>12}{med('ram_held_bytes', 0, 2**20):>9}"
+                       f"{med('throughput_mbps', 1):>8}{med('corrupted'):>8}")
+    return "\n".join(out) + "\n"

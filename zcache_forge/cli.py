@@ -145,7 +145,7 @@ def bench(series_file: Path, out: Path, scenario_names: list[str] | None, backen
             if sf.cover_results is None:
                 raise ForgeError(f"{series_file}: --cover needs a top-level 'cover_results: FILE' "
                                  "naming where the table goes")
-            sf.cover_results.write_text(env_line + "\n\n" + md)
+            sf.cover_results.write_text(bench_mod.cover_table(data))
             print(f"results for the cover letters written to {sf.cover_results}; "
                   "invoke build-patches puts them in", file=sys.stderr)
         if as_json:

@@ -19,11 +19,13 @@ log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
 FRAGMENTS = (ROOT / "kconfig" / "guest.config", ROOT / "kconfig" / "zcache.config")
-DEBUG_FRAGMENTS = (*FRAGMENTS, ROOT / "kconfig" / "debug.config")
+# the debug kernel also runs zcache's KUnit suites at boot, under KASAN and lockdep
+DEBUG_FRAGMENTS = (*FRAGMENTS, ROOT / "kconfig" / "debug.config", ROOT / "kconfig" / "kunit.config")
 DEFAULT_SCENARIOS = ("basic", "mixed", "random", "concurrent")
 DEBUG_SCENARIOS = (*DEFAULT_SCENARIOS, "concurrent-hotplug", "fault-inject")
 DEBUG_CMDLINE = "panic_on_warn=1"   # a WARN is as bad as a BUG on the debug kernel
 DEBUG_SLOWDOWN = 3                  # KASAN and lockdep under TCG: allow this much longer
+DEBUG_RAM_SHARE = 4                 # the debug kernel's own use: about a quarter of the guest
 
 
 @dataclass
@@ -128,6 +130,9 @@ def choose(names: list[str] | None, scenarios_file: Path | None = None,
 
 
 def for_debug(sc: scenarios.Scenario) -> scenarios.Scenario:
-    """The scenario as the debug kernel runs it: panic on WARN, more time."""
+    """The scenario as the debug kernel runs it: panic on WARN, more time, and more RAM for
+    what the debug kernel keeps for itself (KASAN's shadow is 1/8 of all RAM; lockdep and the
+    stack depot take more), so the workloads meet about the same pressure."""
     return dataclasses.replace(sc, cmdline_extra=f"{sc.cmdline_extra} {DEBUG_CMDLINE}".strip(),
-                               timeout_s=sc.timeout_s * DEBUG_SLOWDOWN)
+                               timeout_s=sc.timeout_s * DEBUG_SLOWDOWN,
+                               memory_mib=sc.memory_mib + sc.guest_ram_mib // DEBUG_RAM_SHARE)

@@ -2,14 +2,16 @@
 
 The guest's /init and memhog print ``ZCF-RESULT {json}`` records and a final
 ``ZCF-DONE status=N``; the kernel prints its splats (oopses, BUGs, warnings,
-lockups) to the same console. parse_console() collects both; judge() turns
-them, with how QEMU ended, into a ScenarioResult with the reasons it failed.
+lockups) to the same console, and, when built with KUnit tests, their results
+in KTAP before /init starts. parse_console() collects all of it; judge() turns
+it, with how QEMU ended, into a ScenarioResult with the reasons it failed.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,191 @@ MAX_SPLATS = 20
 TAIL_LINES = 15
 
 
+# KTAP, as KUnit prints it: "KTAP version 1", "# Subtest: NAME", "1..N",
+# "ok N NAME" / "not ok N NAME [# SKIP reason]", "# diagnostics", nested by
+# four spaces per level (suites under the top level, cases under a suite,
+# parameters under a case). Only one space follows the printk timestamp:
+# the indentation after it is KTAP's.
+KTAP_PREFIX_RE = re.compile(r"^(?:<\d+>)?(?:\[\s*\d+\.\d+\] ?)?(?:\[\s*[CT]\d+\] ?)?")
+KTAP_HEADER_RE = re.compile(r"^(?P<indent> *)K?TAP version \d+$")
+KTAP_SUBTEST_RE = re.compile(r"^(?P<indent> *)# Subtest: (?P<name>\S.*)$")
+KTAP_PLAN_RE = re.compile(r"^(?P<indent> *)1\.\.(?P<count>\d+)$")
+KTAP_RESULT_RE = re.compile(r"^(?P<indent> *)(?P<ok>ok|not ok) (?P<number>\d+)(?: -)?(?: (?P<name>[^#]*?))?"
+                            r" *(?:# *(?P<directive>[A-Za-z]+)\b.*)?$")
+KTAP_DIAG_RE = re.compile(r"^(?P<indent> *)# (?P<text>\S.*)$")
+# diagnostic lines that are bookkeeping, not a test's own words
+KTAP_META_RE = re.compile(r"^(?:Subtest|Totals): |^\S+: pass:\d+ fail:\d+")
+KUNIT_STATUSES = ("ok", "not ok", "skip", "incomplete")
+
+
+@dataclass(frozen=True)
+class KtapResult:
+    """One result line of KUnit's KTAP output, or a (sub)test that never finished.
+
+    suite: the KUnit suite (a top-level test); case: None for the suite's own
+    result; param: a parameter of a parameterised case. status is "ok",
+    "not ok", "skip" (ok or not ok with a SKIP directive), or "incomplete":
+    no result line or fewer results than planned, because the console ended
+    (a crash, a timeout) or lines were lost.
+    """
+
+    suite: str
+    case: str | None
+    status: str
+    line: int  # 1-based console line of the result (for "incomplete": where it was noticed)
+    param: str | None = None
+    note: str = ""  # the first diagnostic line before a result, e.g. "...: EXPECTATION FAILED at ..."
+
+    @property
+    def label(self) -> str:
+        text = self.suite or "(top level)"
+        if self.case is not None:
+            text += f".{self.case}"
+        if self.param is not None:
+            text += f"[{self.param}]"
+        return text
+
+
+@dataclass
+class _KtapFrame:
+    """An open (sub)test: a suite, or a parameterised case."""
+
+    indent: int
+    name: str
+    planned: int | None = None
+    seen: int = 0
+
+
+def _ktap_result(path: list[str], name: str, status: str, line: int, note: str) -> KtapResult:
+    """A result named `name` inside the open subtests named `path` (outermost first)."""
+    if not path:
+        return KtapResult(name, None, status, line, note=note)
+    if len(path) == 1:
+        return KtapResult(path[0], name, status, line, note=note)
+    return KtapResult(path[0], path[1], status, line, param="/".join([*path[2:], name]), note=note)
+
+
+def _incomplete(frames: list[_KtapFrame], line: int, note: str) -> KtapResult:
+    names = [f.name or "?" for f in frames]
+    return _ktap_result(names[:-1], names[-1], "incomplete", line, note)
+
+
+def _short_of_plan(frame: _KtapFrame) -> str:
+    if frame.planned is not None and frame.seen < frame.planned:
+        return f"{frame.seen} of {frame.planned} planned results"
+    return ""
+
+
+def parse_ktap(lines: Iterable[str]) -> list[KtapResult]:
+    """Every KTAP result in a console log, in order, plus "incomplete" entries for (sub)tests that
+    never reported a result or reported fewer than they planned. Lines before the first
+    "KTAP version" header, and lines that are not KTAP, are ignored."""
+    results: list[KtapResult] = []
+    root = _KtapFrame(0, "")
+    frames: list[_KtapFrame] = []  # open subtests, outermost first
+    notes: dict[int, str] = {}  # indent -> first diagnostic since the last result there
+    started = False
+    n = 0
+
+    def close_from(indent: int, line: int, why: str) -> None:
+        """Close the open subtests at `indent` or deeper that never gave a result line."""
+        nonlocal frames
+        while frames and frames[-1].indent >= indent:
+            short = _short_of_plan(frames[-1])
+            results.append(_incomplete(frames, line, f"{why}{'; ' + short if short else ''}"))
+            frames.pop()
+
+    def finish(line: int, why: str) -> None:
+        close_from(1, line, why)
+        if short := _short_of_plan(root):
+            results.append(KtapResult("", None, "incomplete", line, note=short.replace("results", "suites")))
+
+    for n, raw in enumerate(lines, 1):
+        line = KTAP_PREFIX_RE.sub("", raw.rstrip(), count=1)
+        if m := KTAP_HEADER_RE.match(line):
+            indent = len(m["indent"])
+            if indent == 0:
+                if started:
+                    finish(n, "a new KTAP run began first")
+                root, frames, notes = _KtapFrame(0, ""), [], {}
+            else:
+                close_from(indent, n, "no result line")
+                frames.append(_KtapFrame(indent, ""))
+            started = True
+        elif not started:
+            continue
+        elif m := KTAP_SUBTEST_RE.match(line):
+            indent = len(m["indent"])
+            if frames and frames[-1].indent == indent and not frames[-1].name:
+                frames[-1].name = m["name"].strip()
+            else:
+                close_from(indent, n, "no result line")
+                frames.append(_KtapFrame(indent, m["name"].strip()))
+        elif m := KTAP_PLAN_RE.match(line):
+            indent = len(m["indent"])
+            if indent == 0:
+                root.planned = int(m["count"])
+            elif frames and frames[-1].indent == indent:
+                frames[-1].planned = int(m["count"])
+        elif m := KTAP_RESULT_RE.match(line):
+            indent = len(m["indent"])
+            closing = [f for f in frames if f.indent > indent]  # [the subtest this result ends, deeper]
+            if len(closing) > 1:
+                close_from(closing[1].indent, n, "no result line")
+            if closing and (short := _short_of_plan(closing[0])):
+                results.append(_incomplete(frames, n, short))
+            frames = [f for f in frames if f.indent <= indent]
+            parent = root if indent == 0 else (frames[-1] if frames and frames[-1].indent == indent else None)
+            if parent is not None:
+                parent.seen += 1
+            note = next((notes[i] for i in sorted(notes) if i >= indent), "")
+            notes = {i: t for i, t in notes.items() if i < indent}
+            directive = (m["directive"] or "").upper()
+            status = "skip" if directive == "SKIP" else m["ok"]
+            if status == "ok":
+                note = ""
+            name = (m["name"] or "").strip() or (closing[0].name if closing else "") or f"#{m['number']}"
+            results.append(_ktap_result([f.name for f in frames if f.name], name, status, n, note))
+            if indent == 0 and root.planned is not None and root.seen >= root.planned:
+                started = False  # the run is complete: what follows is not KTAP
+        elif (m := KTAP_DIAG_RE.match(line)) and not KTAP_META_RE.match(m["text"]):
+            notes.setdefault(len(m["indent"]), m["text"].strip())
+    if started:
+        finish(n, "the console ended first")
+    return results
+
+
+def kunit_counts(results: list[KtapResult]) -> dict[str, int]:
+    """Cases (not suites, not parameters) by outcome; "incomplete" counts (sub)tests cut short."""
+    cases = [r for r in results if r.case is not None and r.param is None and r.status != "incomplete"]
+    return {
+        "suites": sum(1 for r in results if r.case is None and r.suite and r.status != "incomplete"),
+        "cases": len(cases),
+        "passed": sum(1 for r in cases if r.status == "ok"),
+        "failed": sum(1 for r in cases if r.status == "not ok"),
+        "skipped": sum(1 for r in cases if r.status == "skip"),
+        "incomplete": sum(1 for r in results if r.status == "incomplete"),
+    }
+
+
+def kunit_reasons(results: list[KtapResult]) -> list[str]:
+    """One reason per failing KUnit result; a suite or case that failed only because some of its
+    cases or parameters failed is not listed again."""
+    failed = [r for r in results if r.status == "not ok"]
+    reasons = []
+    for r in failed:
+        if r.case is None and any(f.suite == r.suite and f.case is not None for f in failed):
+            continue
+        if r.param is None and r.case is not None and any(
+                f.suite == r.suite and f.case == r.case and f.param is not None for f in failed):
+            continue
+        reasons.append(f"KUnit {r.label}: not ok (console line {r.line})" + (f": {r.note}" if r.note else ""))
+    for r in results:
+        if r.status == "incomplete":
+            reasons.append(f"KUnit {r.label}: incomplete at console line {r.line}: {r.note}")
+    return reasons
+
+
 @dataclass(frozen=True)
 class Splat:
     line: int  # 1-based line number of the first matching line
@@ -56,6 +243,7 @@ class Console:
     splats: list[Splat]
     bad_records: list[str]  # ZCF-RESULT lines whose JSON did not parse
     tail: list[str]  # the last non-empty console lines
+    kunit: list[KtapResult] = field(default_factory=list)  # KUnit's KTAP results
 
 
 @dataclass
@@ -75,6 +263,7 @@ class ScenarioResult:
     steps: list[dict[str, Any]] = field(default_factory=list)  # swapoff timing etc.
     summary: dict[str, float | None] = field(default_factory=dict)
     console_log: str | None = None
+    kunit: list[KtapResult] = field(default_factory=list)  # KUnit results, when the kernel has tests
 
 
 # ---------------------------------------------------------------- parsing
@@ -141,7 +330,8 @@ def parse_console(text: str) -> Console:
         if m:
             done = int(m.group(1))
     tail = [ln.rstrip() for ln in lines if ln.strip()][-TAIL_LINES:]
-    return Console(records=records, done_status=done, splats=find_splats(lines), bad_records=bad, tail=tail)
+    return Console(records=records, done_status=done, splats=find_splats(lines), bad_records=bad, tail=tail,
+                   kunit=parse_ktap(lines))
 
 
 # ---------------------------------------------------------------- judging
@@ -318,6 +508,7 @@ def judge(scenario: Scenario, console_text: str, *, exit_kind: str = "exit", gue
         if scenario.backend == "zcache":
             reasons += _zcache_reasons(counters)
         reasons += _expect_reasons(scenario, counters)
+    reasons += kunit_reasons(con.kunit)
     reasons += _splat_reasons(con)
     workloads = con.records.get("workload", [])
     steps = [s for s in con.records.get("step", []) if isinstance(s.get("start_s"), (int, float))
@@ -328,7 +519,7 @@ def judge(scenario: Scenario, console_text: str, *, exit_kind: str = "exit", gue
         workloads=workloads, counters=counters, accelerator=accel, seconds=round(seconds, 2),
         splats=con.splats, exit_kind=exit_kind, guest_status=guest_status, boot=boot, steps=steps,
         summary=_summary(counters, workloads, steps),
-        console_log=str(console_log) if console_log else None)
+        console_log=str(console_log) if console_log else None, kunit=con.kunit)
 
 
 def judge_run(scenario: Scenario, run: GuestRun) -> ScenarioResult:
@@ -352,10 +543,18 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}"
 
 
+def _kunit_cell(results: list[KtapResult]) -> str:
+    """passed/cases of KUnit, or "-" when the kernel printed no KTAP."""
+    if not results:
+        return "-"
+    c = kunit_counts(results)
+    return f"{c['passed']}/{c['cases']}"
+
+
 def render_table(results: list[ScenarioResult]) -> str:
     """Plain-text columns, one row per scenario, then the reasons of the failures."""
     headers = ["scenario", "backend", "accel", "result", "secs", "swap-used-MiB", "fs-stores",
-               "fs-refused", "fs-loads", "zcache-stored", "corrupted", "swapoff-s"]
+               "fs-refused", "fs-loads", "zcache-stored", "corrupted", "swapoff-s", "kunit"]
     rows = []
     for r in results:
         s = r.summary
@@ -363,7 +562,7 @@ def render_table(results: list[ScenarioResult]) -> str:
                      f"{r.seconds:.0f}", _fmt(s.get("swap_used_mib")), _fmt(s.get("frontswap_stores")),
                      _fmt(s.get("frontswap_failed")), _fmt(s.get("frontswap_loads")),
                      _fmt(s.get("zcache_stored")), _fmt(s.get("corrupted")),
-                     "-" if s.get("swapoff_s") is None else f"{s['swapoff_s']:.1f}"])
+                     "-" if s.get("swapoff_s") is None else f"{s['swapoff_s']:.1f}", _kunit_cell(r.kunit)])
     cells = [headers] + rows
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
