@@ -247,3 +247,11 @@ def test_bug_on_is_a_splat():
     r = judge(scenario(), text(lines), seconds=36.5, accel="tcg")
     assert not r.passed
     assert any("kernel BUG at mm/zcache/zcache-main.c:235!" in reason for reason in r.reasons), r.reasons
+
+
+def test_a_guest_with_fewer_cpus_than_asked_fails():
+    import dataclasses
+
+    r = judge(dataclasses.replace(scenario(), cpus=2), text(good_lines()), seconds=36.5, accel="tcg")
+    assert not r.passed
+    assert any("the guest has 1 CPU(s) but the scenario asks for 2" in x for x in r.reasons), r.reasons

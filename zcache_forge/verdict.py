@@ -365,8 +365,12 @@ def _exit_reasons(exit_kind: str, guest_status: int | None, seconds: float, scen
     return []
 
 
-def _boot_reasons(con: Console) -> list[str]:
+def _boot_reasons(con: Console, scenario: Scenario | None = None) -> list[str]:
     if con.records.get("boot"):
+        nproc = con.records["boot"][-1].get("nproc")
+        if scenario is not None and isinstance(nproc, int) and nproc < scenario.cpus:
+            return [f"the guest has {nproc} CPU(s) but the scenario asks for {scenario.cpus}: "
+                    "the kernel did not find them (CONFIG_ACPI?)"]
         return []
     tail = "\n".join(f"    {ln}" for ln in con.tail) or "    (the console is empty)"
     return [f"the guest never booted (no boot record); last {TAIL_LINES} console lines:\n{tail}"]
@@ -501,7 +505,8 @@ def judge(scenario: Scenario, console_text: str, *, exit_kind: str = "exit", gue
     con = parse_console(console_text)
     counters = _counters_by_phase(con)
     reasons = _exit_reasons(exit_kind, guest_status, seconds, scenario, qemu_stderr)
-    booted = not (boot_reasons := _boot_reasons(con))
+    boot_reasons = _boot_reasons(con, scenario)
+    booted = bool(con.records.get("boot"))
     reasons += boot_reasons
     if booted:
         reasons += _done_reasons(con) + _workload_reasons(scenario, con) + _swap_reasons(counters)
