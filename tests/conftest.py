@@ -55,13 +55,19 @@ def mini_kernel(tmp_path) -> Path:
     return tree
 
 
-@pytest.fixture
-def project(tmp_path, mini_kernel, cache) -> Path:
-    """A copy of series.yaml + templates/ whose base is the mini kernel."""
-    proj = tmp_path / "proj"
+def make_project(root: Path, tree: Path) -> Path:
+    """A copy of series.yaml + templates/ under root/proj whose base is `tree` (tag v6.1)."""
+    proj = root / "proj"
     proj.mkdir()
     shutil.copytree(ROOT / "templates", proj / "templates")
     data = yaml.safe_load((ROOT / "series.yaml").read_text())
-    data["base"] = {"tree": str(mini_kernel), "ref": "v6.1"}
+    data["base"] = {"tree": str(tree), "ref": "v6.1"}
+    data.pop("cover_results", None)
     (proj / "series.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     return proj
+
+
+@pytest.fixture
+def project(tmp_path, mini_kernel, cache) -> Path:
+    """A copy of series.yaml + templates/ whose base is the mini kernel."""
+    return make_project(tmp_path, mini_kernel)

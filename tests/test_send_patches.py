@@ -29,7 +29,7 @@ from zcache_forge import checkpatch, cli, kernel, pipeline, preflight, recipient
 from zcache_forge.errors import ForgeError
 from zcache_forge.patchfile import address, read_folder
 
-from .conftest import MINI_FILES, ROOT, git
+from .conftest import MINI_FILES, git, make_project
 from .test_build_patches import snapshot
 
 # The tool's real cache: its kernel.git holds the imported Linux 6.1 base (and the worktree src/).
@@ -74,13 +74,7 @@ def make_world(root: Path, env: pytest.MonkeyPatch) -> Path:
     git(tree, "add", ".")
     git(tree, "commit", "-q", "-m", "mini kernel")
     git(tree, "tag", "v6.1")
-    proj = root / "proj"
-    proj.mkdir()
-    shutil.copytree(ROOT / "templates", proj / "templates")
-    data = yaml.safe_load((ROOT / "series.yaml").read_text())
-    data["base"] = {"tree": str(tree), "ref": "v6.1"}
-    (proj / "series.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
-    return proj
+    return make_project(root, tree)
 
 
 @pytest.fixture
