@@ -484,7 +484,9 @@ def _summary(counters: dict[str, dict[str, float]], workloads: list[dict[str, An
     after = counters.get("after-swapoff", counters.get("after", {}))
     puts = pressure.get("zcache.pers_puts")
     used = swap_used_kib(pressure)
-    swapoff = next((s for s in steps if s.get("step") == "swapoff"), None)
+    swapoff = next((s for s in steps if s.get("step") == "swapoff"
+                    and isinstance(s.get("start_s"), (int, float))
+                    and isinstance(s.get("end_s"), (int, float))), None)
     return {
         "swap_used_mib": None if used is None else round(used / 1024, 1),
         "pswpout": _delta(counters, "pswpout", "before", "pressure"),
@@ -516,8 +518,7 @@ def judge(scenario: Scenario, console_text: str, *, exit_kind: str = "exit", gue
     reasons += kunit_reasons(con.kunit)
     reasons += _splat_reasons(con)
     workloads = con.records.get("workload", [])
-    steps = [s for s in con.records.get("step", []) if isinstance(s.get("start_s"), (int, float))
-             and isinstance(s.get("end_s"), (int, float))]
+    steps = list(con.records.get("step", []))
     boot = con.records.get("boot", [None])[0]
     return ScenarioResult(
         name=scenario.name, backend=scenario.backend, passed=not reasons, reasons=reasons,
