@@ -59,8 +59,20 @@ def test_hanging_guest_is_a_timeout(image, tmp_path):
     assert any("timeout" in reason or "timed out" in reason for reason in r.reasons), r.reasons
 
 
+def test_bad_boot_parameters_fall_back_and_still_verify(image, tmp_path):
+    r = run(image, "bad-params", tmp_path)
+    assert r.passed, r.reasons
+    log = (tmp_path / "bad-params" / "console.log").read_text(errors="replace")
+    assert "zcache: compressor nosuch not available, falling back to lzo" in log
+    assert "zcache: poor_percent=500 out of range 1..95, using 87" in log
+    assert r.counters["pressure"]["zcache.pers_zpages"] > 0
+
+
 def test_broken_kernel_fails_with_the_splat_quoted(tmp_path, capsys):
-    """A temporary series with one extra patch that BUGs in zcache's store path."""
+    """A temporary series with one extra patch that BUGs in zcache's store path.
+
+    Last in this file: it rebuilds the shared build directory with the broken kernel, which
+    the module's `image` still points at."""
     proj = tmp_path / "proj"
     shutil.copytree(ROOT / "templates", proj / "templates")
     data = yaml.safe_load((ROOT / "series.yaml").read_text())
@@ -85,11 +97,3 @@ def test_broken_kernel_fails_with_the_splat_quoted(tmp_path, capsys):
     assert any("kernel BUG at mm/zcache/zcache-main.c" in s["text"] for s in sc["splats"]), sc["splats"]
     assert any("kernel BUG at mm/zcache/zcache-main.c" in reason for reason in sc["reasons"]), sc["reasons"]
 
-
-def test_bad_boot_parameters_fall_back_and_still_verify(image, tmp_path):
-    r = run(image, "bad-params", tmp_path)
-    assert r.passed, r.reasons
-    log = (tmp_path / "bad-params" / "console.log").read_text(errors="replace")
-    assert "zcache: compressor nosuch not available, falling back to lzo" in log
-    assert "zcache: poor_percent=500 out of range 1..95, using 87" in log
-    assert r.counters["pressure"]["zcache.pers_zpages"] > 0
