@@ -86,7 +86,9 @@ def qemu_test(series_file: Path, out: Path, scenario_names: list[str] | None, se
         t0 = time.monotonic()
         chosen = qemutest.choose(scenario_names, debug=debug)  # unknown names fail before any build
         image = qemutest.build_kernel(series_file, out, series, debug=debug)
-        res = qemutest.run_scenarios(image, chosen, kernel.cache_dir() / "runs", accel)
+        # one run directory per kernel config: a debug and a normal qemu-test may run at once
+        runs = kernel.cache_dir() / "runs" / ("debug" if debug else "guest")
+        res = qemutest.run_scenarios(image, chosen, runs, accel)
         data = res.to_dict()
         data["total_seconds"] = round(time.monotonic() - t0, 1)
         results_dir.mkdir(parents=True, exist_ok=True)
