@@ -24,10 +24,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from git import Repo as GitRepo
 
 from zcache_forge import checkpatch, cli, kernel, pipeline, preflight, recipients, sendmail, series, stamps
 from zcache_forge.errors import ForgeError
+from zcache_forge.kernel import import_tarball
 from zcache_forge.patchfile import address, read_folder
+from zcache_forge.series import DEFAULT_TARBALL
 
 from .conftest import MINI_FILES, git, make_project
 from .test_build_patches import snapshot
@@ -43,12 +46,12 @@ SENDER = "zcache-forge@example.org"
 def real_base_file(path: str) -> bytes:
     """A file of the real Linux 6.1 base as imported by build-patches (the same bytes as in the
     worktree ~/.cache/zcache-forge/src, which the series does not change for these files)."""
-    repo = ["git", "--git-dir", str(REAL_CACHE / "kernel.git")]
-    tags = subprocess.run([*repo, "for-each-ref", "--format=%(objectname)", "refs/tags/zcache-forge/base/"],
-                          capture_output=True, text=True).stdout.split()
-    if not tags:
-        pytest.skip(f"needs the real kernel base in {REAL_CACHE / 'kernel.git'} (invoke build-patches once)")
-    return subprocess.run([*repo, "show", f"{tags[0]}:{path}"], check=True, capture_output=True).stdout
+    git_dir = REAL_CACHE / "kernel.git"
+    if not (git_dir / "HEAD").is_file():
+        subprocess.run(["git", "init", "-q", "--bare", str(git_dir)], check=True)
+    base = import_tarball(GitRepo(git_dir), DEFAULT_TARBALL)  # once; later calls reuse the import
+    return subprocess.run(["git", "--git-dir", str(git_dir), "show", f"{base}:{path}"], check=True,
+                          capture_output=True).stdout
 
 
 def make_world(root: Path, env: pytest.MonkeyPatch) -> Path:
