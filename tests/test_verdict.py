@@ -255,3 +255,20 @@ def test_a_guest_with_fewer_cpus_than_asked_fails():
     r = judge(dataclasses.replace(scenario(), cpus=2), text(good_lines()), seconds=36.5, accel="tcg")
     assert not r.passed
     assert any("the guest has 1 CPU(s) but the scenario asks for 2" in x for x in r.reasons), r.reasons
+
+
+def test_an_oom_kill_is_named_as_such_not_as_a_bare_call_trace():
+    lines = good_lines()
+    at = lines.index("memhog: w0: fill 100%")
+    lines[at:at] = [
+        "[  329.312102] init invoked oom-killer: gfp_mask=0x400dc0(GFP_KERNEL_ACCOUNT|__GFP_ZERO), order=3,"
+        " oom_score_adj=0",
+        "[  329.312955] COMPACTION is disabled!!!",
+        "[  329.313829] Call Trace:",
+        "[  329.313980]  <TASK>",
+        "[  329.314138]  dump_stack_lvl+0x4c/0x5f",
+    ]
+    r = judge(scenario(), text(lines))
+    assert not r.passed
+    assert [s.kind for s in r.splats] == ["oom"]
+    assert any(x.startswith("kernel oom at console line") and "order=3" in x for x in r.reasons), r.reasons

@@ -35,6 +35,8 @@ SPLAT_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("hung-task", re.compile(r"hung task|blocked for more than \d+ seconds")),
     ("kasan", re.compile(r"\bKASAN\b")),
     ("gpf", re.compile(r"general protection fault")),
+    # the OOM killer's report carries a call trace too: name it for what it is
+    ("oom", re.compile(r"invoked oom-killer:|^Out of memory: Killed process")),
     ("call-trace", re.compile(r"Call Trace:")),
 )
 IGNORE_FOR_SPLATS = ("ZCF-RESULT", "Kernel command line:", "zcf-init:")
