@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import checkpatch, kernel, pipeline
+from . import cachelock, checkpatch, kernel, pipeline
 from .errors import ForgeError
 
 
@@ -19,10 +19,12 @@ def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="zcache-forge: %(message)s", stream=sys.stderr)
 
 
-def _guard(fn: Callable[[], int]) -> int:
+def _guard(task: str, fn: Callable[[], int]) -> int:
+    """Run one task under the cache lock; a ForgeError becomes one error line and exit 1."""
     _setup_logging()
     try:
-        return fn()
+        with cachelock.held(kernel.cache_dir(), task, cachelock.timeout_from_env()):
+            return fn()
     except ForgeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -74,7 +76,7 @@ def build_patches(series_file: Path, out: Path, only: list[str] | None, check: b
             _record_check_stamps(res, checks)
         return 1 if bad else 0
 
-    return _guard(go)
+    return _guard("build-patches", go)
 
 
 
@@ -86,7 +88,7 @@ def qemu_test(series_file: Path, out: Path, scenario_names: list[str] | None, se
         t0 = time.monotonic()
         chosen = qemutest.choose(scenario_names, debug=debug)  # unknown names fail before any build
         image = qemutest.build_kernel(series_file, out, series, debug=debug)
-        # one run directory per kernel config: a debug and a normal qemu-test may run at once
+        # one run directory per kernel config: a debug run keeps the normal run's logs
         runs = kernel.cache_dir() / "runs" / ("debug" if debug else "guest")
         res = qemutest.run_scenarios(image, chosen, runs, accel)
         data = res.to_dict()
@@ -104,7 +106,7 @@ def qemu_test(series_file: Path, out: Path, scenario_names: list[str] | None, se
                   f"{'PASS' if res.passed else 'FAIL'}; results in {path}")
         return 0 if res.passed else 1
 
-    return _guard(go)
+    return _guard("qemu-test", go)
 
 
 def bench(series_file: Path, out: Path, scenario_names: list[str] | None, backend_names: list[str] | None,
@@ -158,7 +160,7 @@ def bench(series_file: Path, out: Path, scenario_names: list[str] | None, backen
                   f"{results_dir / 'bench.json'}, {results_dir / 'bench.md'}, {png}")
         return 0 if res.passed else 1
 
-    return _guard(go)
+    return _guard("bench", go)
 
 
 def _record_check_stamps(res: pipeline.BuildResult, checks: dict[str, checkpatch.CheckResult]) -> None:
@@ -223,4 +225,4 @@ def send_patches(series_file: Path, out: Path, names: list[str] | None, send: bo
         print(f"sent {total} messages via {smtp.describe()}")
         return 0
 
-    return _guard(go)
+    return _guard("send-patches", go)
