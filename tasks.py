@@ -18,10 +18,13 @@ ROOT = Path(__file__).resolve().parent
     "out": "where patches/<series>/v<N>/ go (default: patches/)",
     "check": "run checkpatch --strict on the result (default: on)",
     "json": "print the result as JSON instead of a table",
+    "build": "also build the guest kernel after every patch (W=1; zcache's files must not warn); "
+             "send-patches needs this check",
 })
-def build_patches(c, series_file="series.yaml", series=None, out="patches", check=True, json=False):
+def build_patches(c, series_file="series.yaml", series=None, out="patches", check=True, json=False,
+                  build=False):
     """Render zcache from templates, commit it on the kernel base, export with git format-patch."""
-    sys.exit(cli.build_patches(ROOT / series_file, ROOT / out, series and [series], check, json))
+    sys.exit(cli.build_patches(ROOT / series_file, ROOT / out, series and [series], check, json, build))
 
 
 

@@ -4,19 +4,20 @@ Marked `kernel`: these import the kernel tarball and build it after every patch.
 
 from __future__ import annotations
 
+import json
+import re
+import shutil
 import subprocess
 
 import pytest
 
-from zcache_forge import build, checkpatch, kernel, pipeline
+from zcache_forge import checkpatch, cli, kernel, pipeline, stamps
 from zcache_forge.run import run
 
 from .conftest import ROOT
 from .test_build_patches import snapshot
 
 pytestmark = pytest.mark.kernel
-
-ZCACHE_DIRS = ("drivers/staging/zcache/", "mm/zcache/")
 
 
 @pytest.fixture(scope="module")
@@ -58,18 +59,43 @@ def test_git_am_reproduces_the_trees(generated, tmp_path):
     finally:
         subprocess.run(["git", "-C", str(wt), "am", "--abort"], capture_output=True)
 
-def test_every_patch_builds_without_zcache_warnings(generated):
-    """Bisectability: the guest config with zcache builds (W=1) after each patch of both series."""
-    repo = kernel.work_repo()
-    frags = [ROOT / "kconfig" / "guest.config", ROOT / "kconfig" / "zcache.config"]
-    out = kernel.cache_dir() / "build" / "guest"
-    for s in generated.series:
-        for commit in s.commits:
-            subject = repo.commit(commit).summary
-            src = kernel.checkout(repo, commit, kernel.cache_dir() / "src")
-            b = build.build(src, out, "guest", frags)
-            print(f"{subject}: {b.targets} in {b.seconds:.0f} s")
-            errors = [d for d in b.diagnostics if d.kind == "error"]
-            assert b.ok, f"build fails after '{subject}': {errors[:5]} (log: {b.log})"
-            assert b.diagnostics_in(ZCACHE_DIRS) == [], f"warnings after '{subject}'"
-            assert b.image.is_file()
+
+def test_build_patches_build_checks_every_patch_and_stamps(tmp_path, capsys):
+    """`invoke build-patches --build`, for real: checkpatch --strict and a W=1 build of the
+    guest config with zcache after each patch of both series (bisectability); both checks are
+    stamped for exactly these files, which is what send-patches requires."""
+    out = tmp_path / "patches"
+    rc = cli.build_patches(ROOT / "series.yaml", out, None, True, True, build=True)
+    data = json.loads(capsys.readouterr().out)
+    builds = data["builds"]
+    for b in builds:
+        print(f"{b['series']} {b['number']}: {b['subject']}: {b['status']} in {b['seconds']} s")
+    assert rc == 0, [b for b in builds if b["status"] != "pass"]
+    assert [(b["series"], b["number"]) for b in builds] == [
+        (s["name"], i) for s in data["series"] for i in range(1, len(s["files"]))]
+    assert all(b["status"] == "pass" and b["messages"] == [] for b in builds)
+    for s in data["series"]:
+        stamp = stamps.load(out / s["name"] / f"v{s['version']}")
+        assert stamp.missing() == [], stamp.checks
+        assert stamp.checks["build"]["patches"] == len(s["files"]) - 1
+
+
+def test_a_patch_that_breaks_the_build_is_named_with_the_error(tmp_path, capsys):
+    """A template edit that breaks zbud: build-patches --build exits 1, names the zbud patch and
+    the file:line the compiler gave, and stamps the staging series as not built."""
+    proj = tmp_path / "proj"
+    shutil.copytree(ROOT / "templates", proj / "templates")
+    shutil.copy(ROOT / "series.yaml", proj / "series.yaml")
+    shutil.copy(ROOT / "bench-results.txt", proj / "bench-results.txt")
+    zbud = proj / "templates" / "zcache" / "zbud.c.j2"
+    text = zbud.read_text()
+    anchor = "static unsigned int zbud_chunks(unsigned int size)\n{\n"
+    assert anchor in text
+    zbud.write_text(text.replace(anchor, anchor + "\tzbud_no_such_symbol++;\n"))
+    out = tmp_path / "patches"
+    rc = cli.build_patches(proj / "series.yaml", out, ["zcache-staging"], False, False, build=True)
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "build: zcache-staging patch 2 (staging: zcache: add the zbud allocator" in err, err
+    assert re.search(r"drivers/staging/zcache/zbud\.c:\d+: error: .*zbud_no_such_symbol", err), err
+    assert not stamps.load(out / "zcache-staging" / "v1").passed("build")

@@ -88,9 +88,11 @@ def world(tmp_path, monkeypatch) -> Path:
 
 
 def stamp_all(proj: Path) -> None:
-    """Stands in for build-patches' checkpatch run (the mini kernel has no checkpatch.pl)."""
+    """Stands in for build-patches' checkpatch and build checks (the mini kernel has no
+    checkpatch.pl and does not build; test_kernel_series stamps the real series for real)."""
     for folder in sorted((proj / "patches").glob("*/v*")):
-        stamps.record(folder, "checkpatch", True, {"note": "recorded by the test"})
+        for check in stamps.REQUIRED:
+            stamps.record(folder, check, True, {"note": "recorded by the test"})
 
 
 def edit(proj: Path, fn) -> None:
@@ -352,14 +354,14 @@ def test_build_patches_stamps_a_clean_checkpatch(world, monkeypatch, capsys):
     assert cli.build_patches(world / "series.yaml", world / "patches", None, True, False) == 0
     for name in ("zcache-staging", "zcache-promote"):
         stamp = stamps.load(world / "patches" / name / "v1")
-        assert stamp.missing() == [] and stamp.checks["checkpatch"]["errors"] == 0
+        assert stamp.missing() == ["build"] and stamp.checks["checkpatch"]["errors"] == 0
 
     def dirty(tree, files):
         return [checkpatch.CheckResult(f, 0, 1, 0, "WARNING") for f in files if not checkpatch.is_cover(f)]
 
     monkeypatch.setattr(checkpatch, "check_series", dirty)
     assert cli.build_patches(world / "series.yaml", world / "patches", None, True, False) == 1
-    assert stamps.load(world / "patches" / "zcache-staging" / "v1").missing() == ["checkpatch"]
+    assert stamps.load(world / "patches" / "zcache-staging" / "v1").missing() == ["checkpatch", "build"]
 
 
 # --- pre-flight checks, series field, password ------------------------------------------------

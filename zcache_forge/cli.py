@@ -10,9 +10,13 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import cachelock, checkpatch, kernel, pipeline
 from .errors import ForgeError
+
+if TYPE_CHECKING:
+    from . import patchbuild
 
 
 def _setup_logging() -> None:
@@ -38,8 +42,11 @@ def table(headers: list[str], rows: list[list[object]]) -> str:
     return "\n".join(lines)
 
 
-def build_patches(series_file: Path, out: Path, only: list[str] | None, check: bool, as_json: bool) -> int:
+def build_patches(series_file: Path, out: Path, only: list[str] | None, check: bool, as_json: bool,
+                  build: bool = False) -> int:
     def go() -> int:
+        from . import patchbuild
+
         res = pipeline.build_patches(series_file, out, only)
         checks: dict[str, checkpatch.CheckResult] = {}
         if check:
@@ -48,12 +55,17 @@ def build_patches(series_file: Path, out: Path, only: list[str] | None, check: b
             for s in res.series:
                 for r in checkpatch.check_series(tree, s.files):
                     checks[str(r.patch)] = r
+        builds = patchbuild.build_every_patch(res) if build else []
+        built = {(p.series, p.number): p for sb in builds for p in sb.patches}
         rows = []
         for s in res.series:
+            patches = [f for f in s.files if not checkpatch.is_cover(f)]
             for f in s.files:
                 r = checks.get(str(f))
+                pb = built.get((s.name, patches.index(f) + 1)) if f in patches else None
                 rows.append([s.name, f"v{s.version}", f.name,
-                             f"{r.errors}/{r.warnings}/{r.checks}" if r else "-"])
+                             f"{r.errors}/{r.warnings}/{r.checks}" if r else "-",
+                             f"{pb.status} {pb.seconds:.0f} s" if pb else "-"])
         data = {
             "kernel_base": res.kernel_base,
             "seconds": round(res.seconds, 2),
@@ -61,20 +73,33 @@ def build_patches(series_file: Path, out: Path, only: list[str] | None, check: b
                         "files": [str(f) for f in s.files]} for s in res.series],
             "checkpatch": {k: {"errors": v.errors, "warnings": v.warnings, "checks": v.checks}
                            for k, v in checks.items()},
+            "builds": [p.to_dict() for sb in builds for p in sb.patches],
         }
         if as_json:
             print(jsonlib.dumps(data, indent=2))
         else:
-            print(table(["series", "version", "file", "checkpatch E/W/C"], rows))
+            print(table(["series", "version", "file", "checkpatch E/W/C", "build"], rows))
             print(f"kernel base {res.kernel_base[:12]}; {sum(len(s.files) for s in res.series)} files "
                   f"in {res.seconds:.1f} s")
+            if not build:
+                print("not build-checked: `invoke build-patches --build` builds after every patch "
+                      "(send-patches needs it)")
         bad = [r for r in checks.values() if not r.clean]
         for r in bad:
             print(f"checkpatch: {r.patch.name}: {r.errors} errors, {r.warnings} warnings\n{r.output}",
                   file=sys.stderr)
+        failed = [p for sb in builds for p in sb.patches if not p.passed]
+        for p in failed:
+            what = "does not build" if p.status == "fail" else "builds with warnings in zcache's files"
+            print(f"build: {p.series} patch {p.number} ({p.subject}) {what}:", file=sys.stderr)
+            for m in p.messages:
+                print(f"  {m}", file=sys.stderr)
+            print(f"  full log: {p.log}", file=sys.stderr)
         if check:
             _record_check_stamps(res, checks)
-        return 1 if bad else 0
+        if build:
+            _record_build_stamps(res, builds)
+        return 1 if bad or failed else 0
 
     return _guard("build-patches", go)
 
@@ -178,6 +203,21 @@ def _record_check_stamps(res: pipeline.BuildResult, checks: dict[str, checkpatch
         })
 
 
+def _record_build_stamps(res: pipeline.BuildResult, builds: list[patchbuild.SeriesBuild]) -> None:
+    """Stamp each exported version folder with its build check: send-patches needs a pass."""
+    from . import stamps
+
+    by_name = {sb.name: sb for sb in builds}
+    for s in res.series:
+        sb = by_name.get(s.name)
+        if not s.files or sb is None:
+            continue
+        stamps.record(s.files[0].parent, "build", sb.passed, {
+            "config": "guest", "patches": len(sb.patches),
+            "failed": [f"{p.number} {p.subject}: {p.status}" for p in sb.patches if not p.passed],
+        })
+
+
 def _port(value: str | int | None) -> int | None:
     if value is None or value == "":
         return None
@@ -203,8 +243,8 @@ def send_patches(series_file: Path, out: Path, names: list[str] | None, send: bo
                    if missing[s.name]]
         if send and blocked and not force:
             raise ForgeError("refusing to send: checks have not passed for exactly these files: "
-                             f"{'; '.join(blocked)}; run invoke build-patches (checkpatch clean), "
-                             "or pass --force")
+                             f"{'; '.join(blocked)}; run invoke build-patches --build (checkpatch clean, "
+                             "every patch builds), or pass --force")
         for s in chosen:  # pre-flight checks of every series before any get_maintainer.pl run
             preflight.checked_patches(s, out)
         plans = [sendmail.make_plan(sf, s, out, who) for s in chosen]

@@ -20,8 +20,8 @@ from .kernel import cache_dir
 
 log = logging.getLogger(__name__)
 
-# The checks build-patches runs; send-patches needs all of them to have passed.
-REQUIRED = ("checkpatch",)
+# The checks build-patches runs (build: with --build); send-patches needs all of them to have passed.
+REQUIRED = ("checkpatch", "build")
 
 
 @dataclass(frozen=True)
