@@ -49,12 +49,13 @@ def qemu_test(c, scenario=None, series=None, series_file="series.yaml", accel=No
     "accel": "tcg or kvm (default: probe)",
     "json": "print the results as JSON instead of tables",
     "cover": "also write the table to the series file's cover_results file, for the cover letters",
+    "pool_percent": "RAM share, in percent, that zcache and zswap may each take (default 50)",
 })
 def bench(c, scenario=None, backend=None, reps=3, accel=None, json=False, cover=False,
-          series_file="series.yaml"):
+          series_file="series.yaml", pool_percent=None):
     """zcache against zswap (zbud, zsmalloc) and plain swap: same kernel, same scenarios, one run."""
     sys.exit(cli.bench(ROOT / series_file, ROOT / "patches", scenario or None, backend or None, reps, accel,
-                       json, ROOT / "results", cover))
+                       json, ROOT / "results", cover, pool_percent and int(pool_percent)))
 
 
 @task

@@ -65,7 +65,21 @@ def test_bad_boot_parameters_fall_back_and_still_verify(image, tmp_path):
     log = (tmp_path / "bad-params" / "console.log").read_text(errors="replace")
     assert "zcache: compressor nosuch not available, falling back to lzo" in log
     assert "zcache: poor_percent=500 out of range 1..95, using 87" in log
+    assert "zcache: max_pool_percent=0 out of range 1..100, using 50" in log
     assert r.counters["pressure"]["zcache.pers_zpages"] > 0
+
+
+def test_pool_limit_caps_the_page_frames(image, tmp_path):
+    """zcache.max_pool_percent=3: the frames stay within 3% of the guest's RAM (plus at most one
+    frame per CPU that raced past the check), the rest goes to the swap disk, and every page
+    still comes back intact."""
+    r = run(image, "pool-limit", tmp_path)
+    assert r.passed, r.reasons
+    pressure = r.counters["pressure"]
+    limit = r.boot["memtotal_kib"] // 4 * 3 // 100
+    assert pressure["zcache.pool_limit_hit"] > 0
+    assert 0.8 * limit <= pressure["zcache.pers_pageframes_max"] <= limit + r.boot["nproc"], (limit, pressure)
+    assert pressure["pswpout"] > 0  # what did not fit went to the disk
 
 
 def test_broken_kernel_fails_with_the_splat_quoted(tmp_path, capsys):

@@ -135,7 +135,8 @@ def qemu_test(series_file: Path, out: Path, scenario_names: list[str] | None, se
 
 
 def bench(series_file: Path, out: Path, scenario_names: list[str] | None, backend_names: list[str] | None,
-          reps: int, accel: str | None, as_json: bool, results_dir: Path, cover: bool) -> int:
+          reps: int, accel: str | None, as_json: bool, results_dir: Path, cover: bool,
+          pool_percent: int | None = None) -> int:
     from . import bench as bench_mod
     from . import qemutest
 
@@ -146,17 +147,20 @@ def bench(series_file: Path, out: Path, scenario_names: list[str] | None, backen
             raise ForgeError(f"unknown backend {', '.join(unknown)} (known: {', '.join(known)})")
         if reps < 1:
             raise ForgeError(f"--reps must be at least 1, got {reps}")
+        pool = bench_mod.POOL_PERCENT_DEFAULT if pool_percent is None else pool_percent
+        if not 1 <= pool <= 100:
+            raise ForgeError(f"--pool-percent must be from 1 to 100, got {pool}")
         backends = [known[b] for b in backend_names] if backend_names else list(bench_mod.BACKENDS)
         chosen = qemutest.choose(scenario_names or list(bench_mod.DEFAULT_SCENARIOS))
         image = qemutest.build_kernel(series_file, out)
-        res = bench_mod.run_bench(image, chosen, backends, reps, kernel.cache_dir() / "bench", accel)
+        res = bench_mod.run_bench(image, chosen, backends, reps, kernel.cache_dir() / "bench", accel, pool)
         from . import series as series_mod
 
         sf = series_mod.load(series_file)
         env = {
             "kernel_commit": image.commit, "series": image.series, "series_version": image.version,
             "config_hash": image.config_hash(), "accelerator": res.accelerator, "reps": reps,
-            "compressor": sf.knobs["zcache"]["compressor"],
+            "compressor": sf.knobs["zcache"]["compressor"], "pool_percent": pool,
             "guest_memory_mib": {sc.name: sc.memory_mib for sc in chosen},
             "kernel_release": next((r.boot or {}).get("kernel") for c in res.cells for r in c.runs) if any(
                 c.runs for c in res.cells) else None,
