@@ -10,6 +10,7 @@ import shutil
 import subprocess
 
 import pytest
+import yaml
 
 from zcache_forge import checkpatch, cli, kernel, pipeline, stamps
 from zcache_forge.run import run
@@ -85,17 +86,20 @@ def test_a_patch_that_breaks_the_build_is_named_with_the_error(tmp_path, capsys)
     the file:line the compiler gave, and stamps the staging series as not built."""
     proj = tmp_path / "proj"
     shutil.copytree(ROOT / "templates", proj / "templates")
-    shutil.copy(ROOT / "series.yaml", proj / "series.yaml")
     shutil.copy(ROOT / "bench-results.txt", proj / "bench-results.txt")
+    # its own series name, so the cache's zcache-staging branches (range-diff bases) stay as they are
+    data = yaml.safe_load((ROOT / "series.yaml").read_text())
+    data["series"] = [{**data["series"][0], "name": "zcache-broken-build"}]
+    (proj / "series.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     zbud = proj / "templates" / "zcache" / "zbud.c.j2"
     text = zbud.read_text()
     anchor = "static unsigned int zbud_chunks(unsigned int size)\n{\n"
     assert anchor in text
     zbud.write_text(text.replace(anchor, anchor + "\tzbud_no_such_symbol++;\n"))
     out = tmp_path / "patches"
-    rc = cli.build_patches(proj / "series.yaml", out, ["zcache-staging"], False, False, build=True)
+    rc = cli.build_patches(proj / "series.yaml", out, None, False, False, build=True)
     err = capsys.readouterr().err
     assert rc == 1
-    assert "build: zcache-staging patch 2 (staging: zcache: add the zbud allocator" in err, err
+    assert "build: zcache-broken-build patch 2 (staging: zcache: add the zbud allocator)" in err, err
     assert re.search(r"drivers/staging/zcache/zbud\.c:\d+: error: .*zbud_no_such_symbol", err), err
-    assert not stamps.load(out / "zcache-staging" / "v1").passed("build")
+    assert not stamps.load(out / "zcache-broken-build" / "v1").passed("build")
