@@ -322,6 +322,29 @@ def test_v2_has_changelog_and_range_diff_keeps_v1_and_replies_to_it(world, smtp,
         assert r.msg["References"].split() == [v1_cover, v2_cover]
 
 
+def test_range_diff_on_a_new_machine_rebuilds_v1_from_patches(world):
+    """A new cache has no v1 branch; build-patches of v2 rebuilds it from patches/.../v1/ and
+    writes the very same cover letter (same range-diff, same commit ids) as with the branch."""
+    def bump(d):
+        d["series"][0].update(version=2, changelog={2: "- zbud: a comment"})
+
+    edit(world, bump)
+    zbud = world / "templates" / "zcache" / "zbud.c.j2"
+    zbud.write_text(zbud.read_text() + "/* v2 */\n")
+    pipeline.build_patches(world / "series.yaml", world / "patches")
+    v2 = world / "patches" / "zcache-staging" / "v2"
+    with_branch = snapshot(v2)
+    assert "Range-diff against v1:" in (v2 / "v2-0000-cover-letter.patch").read_text()
+
+    repo = kernel.work_repo()
+    for ref in ("refs/heads/zcache-forge/zcache-staging/v1", "refs/zcache-forge/start/zcache-staging/v1"):
+        kernel.git_cmd(repo, "update-ref", "-d", ref)
+    shutil.rmtree(v2)
+    pipeline.build_patches(world / "series.yaml", world / "patches")
+    assert snapshot(v2) == with_branch
+    assert kernel.git_cmd(repo, "rev-parse", "--verify", "-q", "refs/heads/zcache-forge/zcache-staging/v1")
+
+
 def test_without_send_nothing_is_sent(world, smtp, capsys):
     stamp_all(world)
     assert send(world, smtp, None, really=False) == 0

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import git
 
+from . import replay
 from .apply import NOTES_REF, start_ref
 from .checkpatch import is_cover
 from .errors import ForgeError
@@ -25,23 +26,36 @@ def series_dir(patches_root: Path, series: Series) -> Path:
     return patches_root / series.name / f"v{series.version}"
 
 
-def previous_range(repo: git.Repo, series: Series, patches_root: Path) -> str | None:
+def previous_range(repo: git.Repo, series: Series, patches_root: Path, onto: str | None = None) -> str | None:
     """The commits of v<N-1> as 'start..tip', from its branch in the cache repository.
 
     Its start is the ref commit_series records; for a branch built before that ref existed,
-    the number of patches in patches/<series>/v<N-1>/ says how far back the start is.
-    None (no range-diff) for v1, or when the previous version's branch is not in the cache."""
+    the number of patches in patches/<series>/v<N-1>/ says how far back the start is. When the
+    branch is not in the cache (a new machine), it is rebuilt from patches/<series>/v<N-1>/ on
+    `onto` (where v<N> starts). None (no range-diff) for v1, or when neither is there."""
     if series.version == 1:
         return None
     prev = series.version - 1
-    tip = _rev(repo, f"refs/heads/zcache-forge/{series.name}/v{prev}")
+    branch = f"refs/heads/zcache-forge/{series.name}/v{prev}"
+    tip = _rev(repo, branch)
+    folder = patches_root / series.name / f"v{prev}"
+    if tip is None and onto is not None and folder.is_dir():
+        try:
+            tip = replay.replay(repo, folder, onto)
+        except ForgeError as exc:
+            log.warning("%s v%d: no range-diff: %s", series.name, series.version, exc)
+            return None
+        git_cmd(repo, "update-ref", branch, tip)
+        git_cmd(repo, "update-ref", start_ref(series.name, prev), onto)
+        log.info("%s v%d: rebuilt branch zcache-forge/%s/v%d from %s for the range-diff",
+                 series.name, series.version, series.name, prev, folder)
     if tip is None:
-        log.warning("%s v%d: no range-diff in the cover letter: branch zcache-forge/%s/v%d is not in %s",
-                    series.name, series.version, series.name, prev, repo.git_dir)
+        log.warning("%s v%d: no range-diff in the cover letter: branch zcache-forge/%s/v%d is not in %s "
+                    "and %s does not exist", series.name, series.version, series.name, prev, repo.git_dir,
+                    folder)
         return None
     start = _rev(repo, start_ref(series.name, prev))
     if start is None:
-        folder = patches_root / series.name / f"v{prev}"
         count = len([f for f in folder.glob("*.patch") if not is_cover(f)])
         start = _rev(repo, f"{tip}~{count}") if count else None
     if start is None:

@@ -68,7 +68,7 @@ def build_patches(series_file: Path, patches_root: Path, only: list[str] | None 
         files: list[Path] = []
         if s.name in wanted:
             files = export.format_patch(repo, sf, s, base, parent, commits[-1], cover, patches_root,
-                                        export.previous_range(repo, s, patches_root))
+                                        export.previous_range(repo, s, patches_root, parent))
         result.series.append(SeriesResult(s.name, s.version, apply.branch_name(s), base, parent,
                                           commits, files))
     result.seconds = time.monotonic() - t0
