@@ -63,6 +63,16 @@ class Build:
     def diagnostics_in(self, prefixes: tuple[str, ...]) -> list[Diagnostic]:
         return [d for d in self.diagnostics if d.file.startswith(prefixes)]
 
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.kind == "error"]
+
+    def log_tail(self, lines: int) -> list[str]:
+        """The end of the build log: what to quote when no compiler error explains a failure."""
+        if self.log is None or not self.log.is_file():
+            return []
+        return self.log.read_text(errors="replace").splitlines()[-lines:]
+
 
 def parse_fragment(path: Path) -> dict[str, str]:
     """CONFIG_X -> value ('n' for '# CONFIG_X is not set')."""

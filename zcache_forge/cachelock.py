@@ -59,28 +59,25 @@ def held(cache: Path, task: str, timeout_s: float | None = None) -> Iterator[Non
 
 
 def _acquire(fd: int, path: Path, timeout_s: float | None) -> None:
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return
-    except BlockingIOError:
-        pass
-    who = _holder(path)
-    if timeout_s is not None and timeout_s <= 0:
-        raise ForgeError(f"{path}: another zcache-forge run holds the cache ({who}); "
-                         "wait for it or set ZCACHE_FORGE_CACHE to another directory")
-    log.info("waiting for another zcache-forge run (%s) that holds %s", who, path)
     start = time.monotonic()
+    who = None
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            log.info("got %s after %.0f s", path, time.monotonic() - start)
-            return
         except BlockingIOError:
-            if timeout_s is not None and time.monotonic() - start >= timeout_s:
-                raise ForgeError(f"{path}: another zcache-forge run held the cache ({who}) for "
-                                 f"{timeout_s:.0f} s; wait for it or set ZCACHE_FORGE_CACHE to "
-                                 "another directory") from None
-            time.sleep(0.5)
+            pass
+        else:
+            if who is not None:
+                log.info("got %s after %.0f s", path, time.monotonic() - start)
+            return
+        if who is None:
+            who = _holder(path)
+            if timeout_s is None or timeout_s > 0:
+                log.info("waiting for another zcache-forge run (%s) that holds %s", who, path)
+        if timeout_s is not None and time.monotonic() - start >= timeout_s:
+            raise ForgeError(f"{path}: another zcache-forge run holds the cache ({who}); wait for it "
+                             "or set ZCACHE_FORGE_CACHE to another directory")
+        time.sleep(0.5)
 
 
 def timeout_from_env() -> float | None:

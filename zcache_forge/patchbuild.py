@@ -62,11 +62,8 @@ def build_patch(s: pipeline.SeriesResult, number: int, commit: str) -> PatchBuil
     src = kernel.checkout(repo, commit, kernel.cache_dir() / "src")
     log.info("build check %s %d/%d: %s", s.name, number, len(s.commits), subject)
     b = build.build(src, kernel.cache_dir() / "build" / "guest", "guest", list(FRAGMENTS))
-    if not b.ok:
-        errors = [d for d in b.diagnostics if d.kind == "error"]
-        status, messages = "fail", _messages(errors[:10])
-        if not messages and b.log:  # a link or config failure: quote the end of the log
-            messages = tuple(b.log.read_text(errors="replace").splitlines()[-10:])
+    if not b.ok:  # no compiler error (a link or config failure): quote the end of the log
+        status, messages = "fail", _messages(b.errors[:10]) or tuple(b.log_tail(10))
     else:
         warnings = b.diagnostics_in(ZCACHE_DIRS)
         status, messages = ("warn" if warnings else "pass"), _messages(warnings[:10])

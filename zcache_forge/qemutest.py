@@ -75,14 +75,13 @@ def introducing_patch(repo: git.Repo, start: str, tip: str, path: str) -> str | 
 
 
 def explain_build_failure(repo: git.Repo, start: str, tip: str, b: build.Build) -> str:
-    errors = [d for d in b.diagnostics if d.kind == "error"][:5]
     lines = []
-    for d in errors:
+    for d in b.errors[:5]:
         who = introducing_patch(repo, start, tip, d.file)
         origin = f"introduced by patch '{who}'" if who else "a file the series does not touch"
         lines.append(f"  {d.file}:{d.line}: error: {d.message}  [{origin}]")
-    if not lines and b.log:
-        lines = ["  " + x for x in b.log.read_text(errors="replace").splitlines()[-15:]]
+    if not lines:
+        lines = ["  " + x for x in b.log_tail(15)]
     return f"kernel build of {tip[:12]} failed:\n" + "\n".join(lines) + f"\nfull log: {b.log}"
 
 
