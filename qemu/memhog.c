@@ -9,11 +9,22 @@
  * time, no reference copy is kept, so the whole mapping can be pushed out
  * to swap and any page that comes back wrong is detected.
  *
+ * A page whose swapped copy the kernel cannot read back may instead raise
+ * SIGBUS. That is caught per page: the page counts as lost (pages_sigbus),
+ * not as corrupted, and is never touched again, since every further access
+ * would only raise SIGBUS again.
+ *
+ * With --thp the mapping is 2 MiB aligned and madvise(MADV_HUGEPAGE)'d, so
+ * swap has to deal with transparent huge pages; without it the mapping is
+ * kept in base pages.
+ *
  * Each phase prints exactly one line to stdout:
  *   ZCF-RESULT {"kind":"workload", ...}
  * Human progress goes to stderr.
  *
- * Exit status: 0 all pages intact, 2 corruption found, 1 usage/system error.
+ * Exit status: 0 all pages intact, 2 corruption found (whatever else),
+ * 3 pages lost to SIGBUS but none corrupted (the kernel refused to return
+ * stale data), 1 usage/system error.
  *
  * Build: gcc -static -O2 -Wall -Wextra -Werror -o memhog qemu/memhog.c
  */
@@ -22,6 +33,9 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -37,7 +51,8 @@
 #endif
 
 #define MIB (1024u * 1024u)
-#define MAX_REPORTS 5            /* corrupted pages printed per phase */
+#define HPAGE (2u * MIB)         /* x86_64 PMD-sized transparent huge page */
+#define MAX_REPORTS 5            /* corrupted / lost pages printed per phase */
 #define QEMU_EXIT_PORT 0xf4      /* isa-debug-exit iobase */
 
 enum pattern { PAT_ZERO, PAT_TEXT, PAT_RANDOM, PAT_MIXED };
@@ -55,7 +70,23 @@ static enum pattern g_pattern = PAT_MIXED;
 static uint64_t g_seed = 1;
 static size_t g_page;            /* page size in bytes */
 static size_t g_npages;
-static unsigned char *g_mem;     /* the big mapping */
+static unsigned char *g_mem;     /* the pages, g_npages * g_page bytes */
+static bool g_thp;               /* --thp: back g_mem with huge pages */
+
+/*
+ * Pages that raised SIGBUS, one bit each. Such a page stays lost for the
+ * rest of the run, so it is skipped (not re-read, not re-dirtied) by all
+ * later passes and phases.
+ */
+static unsigned char *g_lost;
+static uint64_t g_nlost;
+
+/*
+ * SIGBUS recovery: while g_fault_armed is set, the page access in progress
+ * was started under sigsetjmp(g_fault_env) and the handler may jump back.
+ */
+static sigjmp_buf g_fault_env;
+static volatile sig_atomic_t g_fault_armed;
 
 /* ------------------------------------------------------------------ */
 /* Pseudo-random numbers                                               */
@@ -311,6 +342,29 @@ static uint64_t delta(uint64_t end, uint64_t start)
     return end >= start ? end - start : 0;
 }
 
+/*
+ * AnonHugePages of this process in KiB: how much of the mapping really is
+ * in huge pages. 0 if smaps_rollup (Linux 4.14+) or the field is missing.
+ */
+static uint64_t read_anon_huge_kib(void)
+{
+    char line[256];
+    unsigned long long v;
+    uint64_t kib = 0;
+    FILE *f = fopen("/proc/self/smaps_rollup", "r");
+
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof(line), f)) {
+        if (sscanf(line, "AnonHugePages: %llu kB", &v) == 1) {
+            kib = v;
+            break;
+        }
+    }
+    fclose(f);
+    return kib;
+}
+
 /* Print s as a JSON string literal. */
 static void json_string(const char *s)
 {
@@ -334,7 +388,10 @@ struct phase {
     unsigned passes;
     uint64_t pages_checked;
     uint64_t pages_corrupted;   /* distinct pages found corrupted */
-    unsigned reported;
+    uint64_t pages_sigbus;      /* pages lost to SIGBUS by the phase's end */
+    unsigned reported;          /* corrupted pages printed */
+    unsigned sigbus_reported;   /* lost pages printed */
+    uint64_t anon_huge_kib;     /* AnonHugePages when the phase's check began */
     double elapsed_s, fill_s, verify_s;
     uint64_t pswpin_delta, pswpout_delta;
 };
@@ -354,52 +411,186 @@ static void print_result(const struct phase *ph, size_t size_mib)
     json_string(g_id);
     printf(",\"phase\":\"%s\",\"pattern\":\"%s\",\"bytes\":%zu,\"pages\":%zu,"
            "\"passes\":%u,\"pages_checked\":%" PRIu64 ",\"pages_corrupted\":%" PRIu64
-           ",\"elapsed_s\":%.3f,\"fill_mbps\":%.1f,\"verify_mbps\":%.1f,"
-           "\"pswpin_delta\":%" PRIu64 ",\"pswpout_delta\":%" PRIu64 "}\n",
+           ",\"pages_sigbus\":%" PRIu64 ",\"elapsed_s\":%.3f,\"fill_mbps\":%.1f,"
+           "\"verify_mbps\":%.1f,\"pswpin_delta\":%" PRIu64 ",\"pswpout_delta\":%" PRIu64
+           ",\"thp\":%s,\"anon_huge_kib\":%" PRIu64 "}\n",
            ph->name, pattern_names[g_pattern], g_npages * g_page, g_npages,
-           ph->passes, ph->pages_checked, ph->pages_corrupted, ph->elapsed_s,
-           mib_per_s(fill_mib, ph->fill_s), mib_per_s(verify_mib, ph->verify_s),
-           ph->pswpin_delta, ph->pswpout_delta);
+           ph->passes, ph->pages_checked, ph->pages_corrupted, ph->pages_sigbus,
+           ph->elapsed_s, mib_per_s(fill_mib, ph->fill_s),
+           mib_per_s(verify_mib, ph->verify_s), ph->pswpin_delta, ph->pswpout_delta,
+           g_thp ? "true" : "false", ph->anon_huge_kib);
     fflush(stdout);
+}
+
+/* ------------------------------------------------------------------ */
+/* SIGBUS-guarded page access                                          */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A SIGBUS on a page of g_mem while a guarded access runs means the kernel
+ * could not give us that page's data: jump back to the access, which
+ * reports the page as lost. Any other SIGBUS is a real bug (or was sent by
+ * someone), so it must still kill the process: restore the default action
+ * and re-raise. si_code > 0 means the kernel raised it for a fault, which
+ * is the only case where si_addr is meaningful.
+ */
+static void sigbus_handler(int sig, siginfo_t *si, void *ucontext)
+{
+    uintptr_t addr = (uintptr_t)si->si_addr;
+    uintptr_t lo = (uintptr_t)g_mem;
+
+    (void)ucontext;
+    if (g_fault_armed && si->si_code > 0 && addr >= lo &&
+        addr - lo < g_npages * g_page) {
+        g_fault_armed = 0;
+        siglongjmp(g_fault_env, 1);
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static int install_sigbus_handler(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = sigbus_handler;
+    /*
+     * SA_NODEFER: SIGBUS stays unblocked in the handler, so jumping out of
+     * it leaves the signal mask as it was, and the per-page sigsetjmp need
+     * not save the mask (which would cost a syscall per page). It also
+     * lets the re-raise of a foreign SIGBUS kill us at once.
+     */
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGBUS, &sa, NULL) != 0) {
+        fprintf(stderr, "memhog: sigaction(SIGBUS): %s\n", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * The signal fences keep the compiler from moving page accesses out of
+ * the armed window: a fault outside it would kill the process.
+ */
+static inline void guard_arm(void)
+{
+    g_fault_armed = 1;
+    atomic_signal_fence(memory_order_seq_cst);
+}
+
+static inline void guard_disarm(void)
+{
+    atomic_signal_fence(memory_order_seq_cst);
+    g_fault_armed = 0;
+}
+
+static bool page_lost(size_t idx)
+{
+    return g_lost[idx / 8] & (1u << (idx % 8));
+}
+
+/* Page idx raised SIGBUS: remember it for good and report the first few. */
+static void mark_lost(size_t idx, struct phase *ph)
+{
+    g_lost[idx / 8] |= (unsigned char)(1u << (idx % 8));
+    g_nlost++;
+    if (ph->sigbus_reported < MAX_REPORTS) {
+        fprintf(stderr, "memhog: %s: page %zu lost: SIGBUS on access\n",
+                g_id, idx);
+        ph->sigbus_reported++;
+    }
+}
+
+/* Write page idx's expected content in place; false if it raised SIGBUS. */
+static bool fill_page(size_t idx)
+{
+    if (sigsetjmp(g_fault_env, 0) != 0)
+        return false;
+    guard_arm();
+    expected_page(g_mem + idx * g_page, idx);
+    guard_disarm();
+    return true;
+}
+
+enum access { ACC_INTACT, ACC_CORRUPT, ACC_SIGBUS };
+
+/*
+ * Compare page idx with its expected content in scratch and, if intact and
+ * rewrite is set, write it back so it is dirty again. For a corrupted page
+ * *off is the first differing byte; it is found inside the guard too, as
+ * the page may have been swapped out again since the compare.
+ */
+static enum access access_page(size_t idx, const unsigned char *scratch,
+                               bool rewrite, size_t *off)
+{
+    unsigned char *p = g_mem + idx * g_page;
+    size_t i = 0;
+
+    if (sigsetjmp(g_fault_env, 0) != 0)
+        return ACC_SIGBUS;
+    guard_arm();
+    if (memcmp(p, scratch, g_page) == 0) {
+        if (rewrite)
+            memcpy(p, scratch, g_page);
+        guard_disarm();
+        return ACC_INTACT;
+    }
+    while (i < g_page && p[i] == scratch[i])
+        i++;
+    guard_disarm();
+    *off = i;
+    return ACC_CORRUPT;
 }
 
 /* ------------------------------------------------------------------ */
 /* Fill and verify                                                     */
 /* ------------------------------------------------------------------ */
 
-static void fill_all(void)
+static void fill_all(struct phase *ph)
 {
     struct progress pg;
 
     progress_start(&pg, "fill", g_npages);
     for (size_t i = 0; i < g_npages; i++) {
-        expected_page(g_mem + i * g_page, i);
+        if (!fill_page(i))
+            mark_lost(i, ph);
         progress_update(&pg, i + 1);
     }
 }
 
 /*
- * Check page idx against its expected content (generated into scratch).
- * Returns true if intact. Corrupted pages are counted once per phase
- * (tracked in the bitmap `seen`) and the first few are reported.
+ * Check page idx against its expected content (generated into scratch)
+ * and, if intact and rewrite is set, re-dirty it. Returns true if intact.
+ * Corrupted pages are counted once per phase (tracked in the bitmap
+ * `seen`) and the first few are reported. A lost page (SIGBUS now or
+ * earlier) counts as checked, since the kernel answered for it by refusing
+ * its data, but not as corrupted.
  */
-static bool check_page(size_t idx, unsigned char *scratch,
+static bool check_page(size_t idx, bool rewrite, unsigned char *scratch,
                        unsigned char *seen, struct phase *ph)
 {
-    const unsigned char *p = g_mem + idx * g_page;
     size_t off = 0;
 
-    expected_page(scratch, idx);
     ph->pages_checked++;
-    if (memcmp(p, scratch, g_page) == 0)
+    if (page_lost(idx))
+        return false;
+    expected_page(scratch, idx);
+    switch (access_page(idx, scratch, rewrite, &off)) {
+    case ACC_INTACT:
         return true;
+    case ACC_SIGBUS:
+        mark_lost(idx, ph);
+        return false;
+    case ACC_CORRUPT:
+        break;
+    }
 
     if (!(seen[idx / 8] & (1u << (idx % 8)))) {
         seen[idx / 8] |= (unsigned char)(1u << (idx % 8));
         ph->pages_corrupted++;
         if (ph->reported < MAX_REPORTS) {
-            while (off < g_page && p[off] == scratch[off])
-                off++;
             fprintf(stderr, "memhog: %s: page %zu corrupted at byte %zu\n",
                     g_id, idx, off);
             ph->reported++;
@@ -429,7 +620,8 @@ static void make_permutation(size_t *order, size_t n, uint64_t seed)
  * One verification pass. Odd passes go in page order, even passes in a
  * seeded random order. Every second page touched (if intact) is rewritten
  * with its own content so it is dirty again and must be swapped out anew.
- * Corrupted pages are left as they are, so the damage stays visible.
+ * Corrupted pages are left as they are, so the damage stays visible; lost
+ * pages are not touched at all.
  */
 static void verify_pass(unsigned pass, bool rewrite, size_t *order,
                         unsigned char *scratch, unsigned char *seen,
@@ -444,8 +636,7 @@ static void verify_pass(unsigned pass, bool rewrite, size_t *order,
     for (size_t t = 0; t < g_npages; t++) {
         size_t idx = shuffled ? order[t] : t;
 
-        if (check_page(idx, scratch, seen, ph) && rewrite && t % 2 == 1)
-            memcpy(g_mem + idx * g_page, scratch, g_page);
+        check_page(idx, rewrite && t % 2 == 1, scratch, seen, ph);
         progress_update(&pg, t + 1);
     }
 }
@@ -453,6 +644,53 @@ static void verify_pass(unsigned pass, bool rewrite, size_t *order,
 /* ------------------------------------------------------------------ */
 /* Special modes                                                       */
 /* ------------------------------------------------------------------ */
+
+/*
+ * Test hook for the SIGBUS path without a kernel that raises it: replace
+ * page idx by a page of a shared file mapping, then truncate the file to
+ * 0. Any access to a shared mapping beyond EOF raises a real SIGBUS, just
+ * as a swapped page that cannot be read back will.
+ */
+static int inject_sigbus(size_t idx)
+{
+    const char *dir = getenv("TMPDIR");
+    size_t n;
+    char *path;
+    void *p;
+    int fd;
+
+    if (!dir || !*dir)
+        dir = "/tmp";
+    n = strlen(dir) + sizeof("/memhog-sigbus-XXXXXX");
+    path = malloc(n);
+    if (!path) {
+        fprintf(stderr, "memhog: out of memory\n");
+        return -1;
+    }
+    snprintf(path, n, "%s/memhog-sigbus-XXXXXX", dir);
+    fd = mkostemp(path, O_CLOEXEC);
+    if (fd < 0) {
+        fprintf(stderr, "memhog: --inject-sigbus: cannot create '%s': %s\n",
+                path, strerror(errno));
+        free(path);
+        return -1;
+    }
+    /* The mapping itself keeps the file alive, so unlink it right away. */
+    unlink(path);
+    free(path);
+    if (ftruncate(fd, (off_t)g_page) != 0)
+        goto fail;
+    p = mmap(g_mem + idx * g_page, g_page, PROT_READ | PROT_WRITE,
+             MAP_SHARED | MAP_FIXED, fd, 0);
+    if (p == MAP_FAILED || ftruncate(fd, 0) != 0)
+        goto fail;
+    close(fd);
+    return 0;
+fail:
+    fprintf(stderr, "memhog: --inject-sigbus: %s\n", strerror(errno));
+    close(fd);
+    return -1;
+}
 
 /* Ask QEMU's isa-debug-exit device to quit with status (code<<1)|1. */
 static int qemu_exit(unsigned code)
@@ -514,7 +752,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: memhog --size MIB [--pattern zero|text|mixed|random]\n"
             "              [--passes N] [--seed S] [--id NAME]\n"
-            "              [--hold-file PATH] [--inject-corruption PAGE]\n"
+            "              [--thp] [--hold-file PATH]\n"
+            "              [--inject-corruption PAGE] [--inject-sigbus PAGE]\n"
             "       memhog --qemu-exit CODE\n");
 }
 
@@ -545,7 +784,7 @@ static uint64_t parse_uint(const char *opt, const char *s, uint64_t min,
 int main(int argc, char **argv)
 {
     enum { OPT_SIZE = 1, OPT_PATTERN, OPT_PASSES, OPT_SEED, OPT_ID, OPT_HOLD,
-           OPT_INJECT, OPT_QEMU_EXIT, OPT_HELP };
+           OPT_INJECT, OPT_INJECT_SIGBUS, OPT_THP, OPT_QEMU_EXIT, OPT_HELP };
     static const struct option opts[] = {
         { "size", required_argument, NULL, OPT_SIZE },
         { "pattern", required_argument, NULL, OPT_PATTERN },
@@ -554,13 +793,15 @@ int main(int argc, char **argv)
         { "id", required_argument, NULL, OPT_ID },
         { "hold-file", required_argument, NULL, OPT_HOLD },
         { "inject-corruption", required_argument, NULL, OPT_INJECT },
+        { "inject-sigbus", required_argument, NULL, OPT_INJECT_SIGBUS },
+        { "thp", no_argument, NULL, OPT_THP },
         { "qemu-exit", required_argument, NULL, OPT_QEMU_EXIT },
         { "help", no_argument, NULL, OPT_HELP },
         { NULL, 0, NULL, 0 },
     };
-    uint64_t size_mib = 0, inject = 0;
+    uint64_t size_mib = 0, inject = 0, inject_bus = 0;
     unsigned passes = 2;
-    bool do_inject = false;
+    bool do_inject = false, do_inject_bus = false;
     const char *hold = NULL;
     long qemu_code = -1;
     int c;
@@ -599,6 +840,13 @@ int main(int argc, char **argv)
             inject = parse_uint("--inject-corruption", optarg, 0, UINT64_MAX);
             do_inject = true;
             break;
+        case OPT_INJECT_SIGBUS:
+            inject_bus = parse_uint("--inject-sigbus", optarg, 0, UINT64_MAX);
+            do_inject_bus = true;
+            break;
+        case OPT_THP:
+            g_thp = true;
+            break;
         case OPT_QEMU_EXIT:
             qemu_code = (long)parse_uint("--qemu-exit", optarg, 0, 255);
             break;
@@ -634,27 +882,67 @@ int main(int argc, char **argv)
                 " out of range (0..%zu)\n", inject, g_npages - 1);
         return 1;
     }
+    if (do_inject_bus && inject_bus >= g_npages) {
+        fprintf(stderr, "memhog: --inject-sigbus: page %" PRIu64
+                " out of range (0..%zu)\n", inject_bus, g_npages - 1);
+        return 1;
+    }
+    /* One page cannot be both: the lost page would hide the corruption. */
+    if (do_inject && do_inject_bus && inject == inject_bus) {
+        fprintf(stderr, "memhog: --inject-sigbus and --inject-corruption "
+                "must name different pages\n");
+        return 1;
+    }
+    size_t len = g_npages * g_page;
+    if (g_thp && len > SIZE_MAX - HPAGE) {
+        fprintf(stderr, "memhog: --size: too large for --thp\n");
+        return 1;
+    }
 
-    /* One private anonymous mapping, faulted in by the fill itself. */
-    g_mem = mmap(NULL, g_npages * g_page, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (g_mem == MAP_FAILED) {
+    /*
+     * One private anonymous mapping, faulted in by the fill itself. A huge
+     * page needs a 2 MiB aligned virtual range, so with --thp map 2 MiB
+     * more and start g_mem at the first boundary inside; munmap still
+     * takes the whole mapping (map_base, map_len).
+     */
+    size_t map_len = len + (g_thp ? HPAGE : 0);
+    unsigned char *map_base = mmap(NULL, map_len, PROT_READ | PROT_WRITE,
+                                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (map_base == MAP_FAILED) {
         fprintf(stderr, "memhog: mmap of %" PRIu64 " MiB failed: %s\n",
                 size_mib, strerror(errno));
         return 1;
     }
-#ifdef MADV_NOHUGEPAGE
-    /* Best effort: keep memory in base pages so swap works page by page. */
-    (void)madvise(g_mem, g_npages * g_page, MADV_NOHUGEPAGE);
+    if (g_thp) {
+        uintptr_t a = ((uintptr_t)map_base + HPAGE - 1) & ~(uintptr_t)(HPAGE - 1);
+
+        g_mem = (unsigned char *)a;
+#ifdef MADV_HUGEPAGE
+        /* Not fatal: anon_huge_kib then shows no huge pages were used. */
+        if (madvise(g_mem, len, MADV_HUGEPAGE) != 0)
+            fprintf(stderr, "memhog: %s: madvise(MADV_HUGEPAGE): %s\n",
+                    g_id, strerror(errno));
+#else
+        fprintf(stderr, "memhog: %s: --thp: MADV_HUGEPAGE not supported\n", g_id);
 #endif
+    } else {
+        g_mem = map_base;
+#ifdef MADV_NOHUGEPAGE
+        /* Best effort: keep memory in base pages so swap works page by page. */
+        (void)madvise(g_mem, len, MADV_NOHUGEPAGE);
+#endif
+    }
 
     unsigned char *scratch = malloc(g_page);
     unsigned char *seen = calloc(g_npages / 8 + 1, 1);
     size_t *order = passes >= 2 ? malloc(g_npages * sizeof(*order)) : NULL;
-    if (!scratch || !seen || (passes >= 2 && !order)) {
+    g_lost = calloc(g_npages / 8 + 1, 1);
+    if (!scratch || !seen || !g_lost || (passes >= 2 && !order)) {
         fprintf(stderr, "memhog: out of memory for bookkeeping\n");
         return 1;
     }
+    if (install_sigbus_handler() != 0)
+        return 1;
 
     /* --- phase "run": fill, then verification passes --- */
     struct phase run = { .name = "run", .passes = passes };
@@ -664,9 +952,13 @@ int main(int argc, char **argv)
 
     read_vmstat(&in0, &out0);
     t0 = now_s();
-    fill_all();
+    fill_all(&run);
+    /* right after the fill, before swap had a chance to split huge pages */
+    run.anon_huge_kib = read_anon_huge_kib();
     if (do_inject)              /* test hook: damage one byte mid-page */
         g_mem[inject * g_page + g_page / 2] ^= 0xff;
+    if (do_inject_bus && inject_sigbus((size_t)inject_bus) != 0)
+        return 1;
     t1 = now_s();
     for (unsigned p = 1; p <= passes; p++) {
         snprintf(label, sizeof(label), "pass %u", p);
@@ -679,9 +971,11 @@ int main(int argc, char **argv)
     run.elapsed_s = t2 - t0;
     run.pswpin_delta = delta(in1, in0);
     run.pswpout_delta = delta(out1, out0);
+    /* lost pages stay lost, and each phase visits every page */
+    run.pages_sigbus = g_nlost;
     print_result(&run, size_mib);
 
-    int status = run.pages_corrupted ? 2 : 0;
+    int status = run.pages_corrupted ? 2 : run.pages_sigbus ? 3 : 0;
 
     /* --- phase "recheck": hold memory, then verify once more --- */
     if (hold) {
@@ -691,6 +985,7 @@ int main(int argc, char **argv)
         if (hold_until(hold) != 0)
             return 1;
         memset(seen, 0, g_npages / 8 + 1);
+        rc.anon_huge_kib = read_anon_huge_kib();
         t0 = now_s();
         verify_pass(1, false, NULL, scratch, seen, &rc, "recheck");
         t1 = now_s();
@@ -699,12 +994,16 @@ int main(int argc, char **argv)
         rc.verify_s = rc.elapsed_s = t1 - t0;
         rc.pswpin_delta = delta(in2, in1);
         rc.pswpout_delta = delta(out2, out1);
+        rc.pages_sigbus = g_nlost;
         print_result(&rc, size_mib);
         if (rc.pages_corrupted)
             status = 2;
+        else if (rc.pages_sigbus && status == 0)
+            status = 3;
     }
 
-    munmap(g_mem, g_npages * g_page);
+    munmap(map_base, map_len);
+    free(g_lost);
     free(order);
     free(seen);
     free(scratch);
