@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 
 QEMU_DIR = Path(__file__).resolve().parent.parent / "qemu"
 MEMHOG_SRC = QEMU_DIR / "memhog.c"
+SWAPPRIO_SRC = QEMU_DIR / "swapprio.c"
+# the guest's own static programs: the workload, and swapon with a priority
+# (busybox-static's swapon has no -p)
+C_TOOLS = (MEMHOG_SRC, SWAPPRIO_SRC)
 INIT_SRC = QEMU_DIR / "init"
 BUSYBOX = Path("/bin/busybox")
 CFLAGS = ("-static", "-O2", "-Wall", "-Wextra", "-Werror")
@@ -43,14 +47,15 @@ def input_hash() -> str:
     h = hashlib.sha256()
     h.update(f"{' '.join(CFLAGS)}\n{' '.join(APPLETS)}\n".encode())
     h.update(f"{_tool_version(['gcc', '--version'])}\n{_tool_version(['cpio', '--version'])}\n".encode())
-    for path in (MEMHOG_SRC, INIT_SRC, BUSYBOX, Path(__file__)):  # this file: the layout
+    for path in (*C_TOOLS, INIT_SRC, BUSYBOX, Path(__file__)):  # this file: the layout
         h.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
     return h.hexdigest()
 
 
 def _check_inputs() -> None:
-    for path, fix in ((MEMHOG_SRC, "restore qemu/memhog.c"), (INIT_SRC, "restore qemu/init"),
-                      (BUSYBOX, "apt-get install busybox-static")):
+    needed = [*((src, f"restore qemu/{src.name}") for src in C_TOOLS),
+              (INIT_SRC, "restore qemu/init"), (BUSYBOX, "apt-get install busybox-static")]
+    for path, fix in needed:
         if not path.is_file():
             raise ForgeError(f"{path} is missing: {fix}")
     for tool, package in (("gcc", "gcc"), ("cpio", "cpio")):
@@ -65,12 +70,13 @@ def _stage(staging: Path) -> None:
     for d in DIRS:
         (staging / d).mkdir(parents=True)
     bin_dir = staging / "bin"
-    run(["gcc", *CFLAGS, "-o", bin_dir / "memhog", MEMHOG_SRC], what="compiling memhog for the guest")
+    for src in C_TOOLS:
+        run(["gcc", *CFLAGS, "-o", bin_dir / src.stem, src], what=f"compiling {src.stem} for the guest")
     shutil.copyfile(BUSYBOX, bin_dir / "busybox")
     for applet in APPLETS:
         (bin_dir / applet).symlink_to("busybox")
     shutil.copyfile(INIT_SRC, staging / "init")
-    for path in (bin_dir / "memhog", bin_dir / "busybox", staging / "init"):
+    for path in (*(bin_dir / src.stem for src in C_TOOLS), bin_dir / "busybox", staging / "init"):
         path.chmod(0o755)
 
 

@@ -139,6 +139,11 @@ def _apply_op(r: Renderer, tree: _Tree, op: Op, ctx: dict[str, Any], where: str)
             found = text.count(body)
             raise ForgeError(f"{where}: text to remove found {found} times in {a['path']}, expected once")
         return [Change(a["path"], text.replace(body, "", 1).encode())]
+    if op.kind == "replace":
+        if text.count(a["old"]) != 1:
+            found = text.count(a["old"])
+            raise ForgeError(f"{where}: text to replace found {found} times in {a['path']}, expected once")
+        return [Change(a["path"], text.replace(a["old"], body, 1).encode())]
     if op.kind in ("block", "remove_block"):
         first = body.splitlines()[0] if op.kind == "block" else a["first_line"]
         hits = [m.start() for m in re.finditer(r"^" + re.escape(first) + r"$", text, re.M)]

@@ -28,8 +28,9 @@ EXPECT_RE = re.compile(r"^\s*(\S+)\s+([A-Za-z0-9_.-]+)\s*(==|!=|>=|<=|>|<)\s*(-?
 
 SCENARIO_REQUIRED = {"name", "backend", "memory_mib", "swap_mib", "workloads", "timeout_s"}
 SCENARIO_OPTIONAL = {"cpus", "cmdline_extra", "swapoff_recheck", "zpool", "expect", "description",
-                     "hotplug", "fault_percent"}
-WORKLOAD_FIELDS = {"size_mib", "pattern", "passes", "seed"}
+                     "hotplug", "fault_percent", "swap_devices", "swapoff_under_load", "memcg_max_mib",
+                     "load_fail_percent"}
+WORKLOAD_FIELDS = {"size_mib", "pattern", "passes", "seed", "thp"}
 
 
 @dataclass(frozen=True)
@@ -38,10 +39,11 @@ class Workload:
     pattern: str
     passes: int
     seed: int
+    thp: bool = False  # back the workload's memory with transparent huge pages
 
     def job(self) -> str:
-        """The workload as the guest's /init reads it: SIZE:PATTERN:PASSES:SEED."""
-        return f"{self.size_mib}:{self.pattern}:{self.passes}:{self.seed}"
+        """The workload as the guest's /init reads it: SIZE:PATTERN:PASSES:SEED[:thp]."""
+        return f"{self.size_mib}:{self.pattern}:{self.passes}:{self.seed}" + (":thp" if self.thp else "")
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,10 @@ class Scenario:
     description: str = ""
     hotplug: bool = False      # toggle CPU 1 offline/online during the run phase
     fault_percent: int = 0     # fail this share of zcache's allocations (debug kernel)
+    swap_devices: int = 1      # 2: a second swap disk (/dev/vdb) of higher priority
+    swapoff_under_load: bool = False  # swapoff and swapon /dev/vdb while the workloads run
+    memcg_max_mib: int = 0     # run the workloads in a cgroup with this memory.max (0: none)
+    load_fail_percent: int = 0  # fail this share of zcache's loads (fault attr zcache_fail_load)
 
     @property
     def workload_mib(self) -> int:
@@ -116,6 +122,10 @@ class Scenario:
             f"zcf.balloon={self.balloon_mib}",
             *(["zcf.hotplug=1"] if self.hotplug else []),
             *([f"zcf.fault={self.fault_percent}"] if self.fault_percent else []),
+            *([f"zcf.swaps={self.swap_devices}"] if self.swap_devices > 1 else []),
+            *(["zcf.swapoff_load=1"] if self.swapoff_under_load else []),
+            *([f"zcf.memcg_max={self.memcg_max_mib}"] if self.memcg_max_mib else []),
+            *([f"zcf.loadfail={self.load_fail_percent}"] if self.load_fail_percent else []),
         ]
 
     def kernel_args(self) -> list[str]:
@@ -140,12 +150,13 @@ class ScenarioFile:
 
 
 def _workload(c: Checker, raw: Any, where: str) -> Workload:
-    d = c.mapping(raw, where, WORKLOAD_FIELDS, set())
+    d = c.mapping(raw, where, WORKLOAD_FIELDS - {"thp"}, {"thp"})
     return Workload(
         size_mib=c.integer(d.get("size_mib", 1), f"{where}.size_mib", 1, 65536),
         pattern=c.choice(d.get("pattern", "mixed"), f"{where}.pattern", PATTERNS),
         passes=c.integer(d.get("passes", 1), f"{where}.passes", 0, 1000),
         seed=c.integer(d.get("seed", 1), f"{where}.seed", 0, 2**63 - 1),
+        thp=c.boolean(d.get("thp", False), f"{where}.thp"),
     )
 
 
@@ -213,7 +224,18 @@ def _scenario(c: Checker, raw: Any, where: str) -> Scenario | None:
         description=c.string(d.get("description", ""), f"{where}.description", empty_ok=True),
         hotplug=_hotplug(c, d, where),
         fault_percent=c.integer(d.get("fault_percent", 0), f"{where}.fault_percent", 0, 100),
+        swap_devices=c.integer(d.get("swap_devices", 1), f"{where}.swap_devices", 1, 2),
+        swapoff_under_load=_swapoff_under_load(c, d, where),
+        memcg_max_mib=c.integer(d.get("memcg_max_mib", 0), f"{where}.memcg_max_mib", 0, 16384),
+        load_fail_percent=c.integer(d.get("load_fail_percent", 0), f"{where}.load_fail_percent", 0, 100),
     )
+
+
+def _swapoff_under_load(c: Checker, d: dict[str, Any], where: str) -> bool:
+    on = c.boolean(d.get("swapoff_under_load", False), f"{where}.swapoff_under_load")
+    if on and d.get("swap_devices", 1) != 2:
+        c.fail(f"{where}.swapoff_under_load", "needs swap_devices: 2 (the second disk goes off and on)")
+    return on
 
 
 def _hotplug(c: Checker, d: dict[str, Any], where: str) -> bool:

@@ -23,6 +23,7 @@ OP_FIELDS: dict[str, tuple[set[str], set[str]]] = {
     "delete": ({"path"}, set()),
     "insert": ({"path"}, {"template", "text", "after", "before"}),
     "remove": ({"path"}, {"template", "text"}),
+    "replace": ({"path", "old"}, {"template", "text"}),
     "block": ({"path", "template", "before"}, set()),
     "remove_block": ({"path", "first_line"}, set()),
 }
@@ -132,7 +133,7 @@ def _op(c: _Checker, raw: Any, where: str, template_dir: Path) -> Op | None:
     required, optional = OP_FIELDS[kind]
     c.mapping(raw, where, required | {"op"}, optional)
     args = {k: c.string(v, f"{where}.{k}") for k, v in raw.items() if k != "op"}
-    if kind in ("insert", "remove") and ("template" in args) == ("text" in args):
+    if kind in ("insert", "remove", "replace") and ("template" in args) == ("text" in args):
         c.fail(where, f"op {kind} takes exactly one of 'template' and 'text'")
     if kind == "insert" and ("after" in args) == ("before" in args):
         c.fail(where, "op insert takes exactly one of 'after' and 'before'")

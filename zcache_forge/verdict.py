@@ -391,6 +391,7 @@ def _done_reasons(con: Console) -> list[str]:
 def _workload_reasons(scenario: Scenario, con: Console) -> list[str]:
     reasons = []
     records = con.records.get("workload", [])
+    sigbus = 0
     for i, w in enumerate(scenario.workloads):
         wid = f"w{i}"
         label = f"workload {wid} ({w.size_mib} MiB {w.pattern})"
@@ -403,11 +404,19 @@ def _workload_reasons(scenario: Scenario, con: Console) -> list[str]:
             bad = rec.get("pages_corrupted", 0)
             if bad:
                 reasons.append(f"{label}: {bad} corrupted pages in the {phase!r} phase")
+            lost = rec.get("pages_sigbus", 0)
+            sigbus += lost
+            if lost and not scenario.load_fail_percent:
+                reasons.append(f"{label}: {lost} pages raised SIGBUS in the {phase!r} phase "
+                               "(the kernel could not read them back)")
             passes = rec.get("passes", 1) if phase == "run" else 1
             expected = rec.get("pages", 0) * passes
             if rec.get("pages_checked") != expected:
                 reasons.append(f"{label}: {rec.get('pages_checked')} pages checked in the {phase!r} "
                                f"phase, expected {expected}: not every page was verified")
+    if scenario.load_fail_percent and not sigbus and records:
+        reasons.append("zcache loads were made to fail, yet no workload page raised SIGBUS: "
+                       "a failed load must never pass for a good page")
     return reasons
 
 
@@ -498,6 +507,7 @@ def _summary(counters: dict[str, dict[str, float]], workloads: list[dict[str, An
         "frontswap_failed": pressure.get("frontswap.failed_stores"),
         "frontswap_loads": after.get("frontswap.loads"),
         "corrupted": sum(w.get("pages_corrupted", 0) for w in workloads),
+        "sigbus": sum(w.get("pages_sigbus", 0) for w in workloads),
         "swapoff_s": None if swapoff is None else round(swapoff["end_s"] - swapoff["start_s"], 2),
     }
 
