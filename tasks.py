@@ -42,20 +42,22 @@ def qemu_test(c, scenario=None, series=None, series_file="series.yaml", accel=No
                            ROOT / "results", debug))
 
 
-@task(iterable=["scenario", "backend"], help={
+@task(iterable=["scenario", "backend", "disk"], help={
     "scenario": "bench this scenario (repeatable; default: bench-mixed, bench-zero, bench-text)",
     "backend": "zcache, zswap-zbud, zswap-zsmalloc or plain-swap (repeatable; default: all four)",
-    "reps": "repetitions per backend and scenario (default 3; figures are medians)",
+    "reps": "repetitions per backend, scenario and disk (default 3; figures are medians)",
     "accel": "tcg or kvm (default: probe)",
     "json": "print the results as JSON instead of tables",
     "cover": "also write the table to the series file's cover_results file, for the cover letters",
     "pool_percent": "RAM share, in percent, that zcache and zswap may each take (default 50)",
+    "disk": "swap-disk model: ssd (SATA SSD, 450 MiB/s, 10,000 IOPS), hdd (7,200 rpm, 150 MiB/s, "
+            "150 IOPS) or host (unthrottled host file) (repeatable; default: ssd and host)",
 })
 def bench(c, scenario=None, backend=None, reps=3, accel=None, json=False, cover=False,
-          series_file="series.yaml", pool_percent=None):
-    """zcache against zswap (zbud, zsmalloc) and plain swap: same kernel, same scenarios, one run."""
+          series_file="series.yaml", pool_percent=None, disk=None):
+    """zcache against zswap (zbud, zsmalloc) and plain swap: same kernel, same scenarios, each disk model."""
     sys.exit(cli.bench(ROOT / series_file, ROOT / "patches", scenario or None, backend or None, reps, accel,
-                       json, ROOT / "results", cover, pool_percent and int(pool_percent)))
+                       json, ROOT / "results", cover, pool_percent and int(pool_percent), disk or None))
 
 
 @task

@@ -1,4 +1,8 @@
-"""A reduced bench for CI: one repetition of a small scenario on every backend, same kernel image."""
+"""The bench in CI: a working set twice the pool (bench-overpool) at a 20% pool on a throttled SSD,
+one run per backend (zcache, zswap with zbud, plain swap) on the same kernel image.
+
+What a kernel developer expects of zcache there: it writes no more pages to the swap device than
+zswap does, it really writes persistent pages back at the pool limit, and its loads hit."""
 
 from __future__ import annotations
 
@@ -12,36 +16,34 @@ from .conftest import ROOT
 
 pytestmark = pytest.mark.kernel
 
+BACKENDS = ["zcache", "zswap-zbud", "plain-swap"]
 
-def test_reduced_bench_reports_every_backend(tmp_path, capsys):
+
+def test_overpool_bench_on_an_ssd(tmp_path, capsys):
     results = tmp_path / "results"
-    rc = cli.bench(ROOT / "series.yaml", tmp_path / "patches", ["bench-small"], None, 1, None, False,
-                   results, False)
+    rc = cli.bench(ROOT / "series.yaml", tmp_path / "patches", ["bench-overpool"], BACKENDS, 1, None, False,
+                   results, False, 20, ["ssd"])
     out = capsys.readouterr().out
     print(out)
-    assert rc == 0
     data = json.loads((results / "bench.json").read_text())
     env = data["environment"]
     assert env["accelerator"] in ("tcg", "kvm") and env["compressor"] == "lzo"
-    assert env["config_hash"] and env["kernel_commit"] and env["series_version"] == 1
+    assert env["config_hash"] and env["kernel_commit"] and env["pool_percent"] == 20
+    assert data["complete"] and [d["name"] for d in data["disks"]] == ["ssd"]
     cells = {c["backend"]: c for c in data["cells"]}
-    assert set(cells) == {"zcache", "zswap-zbud", "zswap-zsmalloc", "plain-swap"}
+    assert set(cells) == set(BACKENDS)
     for name, cell in cells.items():
-        assert cell["passed"], (name, [r["reasons"] for r in cell["runs"]])
-        (run,) = cell["runs"]
+        assert cell["disk"] == "ssd" and cell["scenario"] == "bench-overpool"
+        assert cell["passed"], (name, cell["error"], [r["reasons"] for r in cell["runs"]])
+        (run,) = cell["runs"]  # one guest run per backend
         assert run["metrics"]["corrupted"] == 0
-        for key in ("pswpout", "throughput_mbps", "elapsed_s"):
-            assert set(cell["figures"][key]) == {"median", "min", "max"}
-    # every page was checked in every pass, on every backend
-    for cell in data["cells"]:
-        assert cell["figures"]["corrupted"]["max"] == 0
-    assert cells["zcache"]["figures"]["density"]["median"] > 1.0
-    assert cells["zswap-zbud"]["figures"]["density"]["median"] > 1.0
-    plain, zc = cells["plain-swap"]["figures"], cells["zcache"]["figures"]
-    assert plain["pswpout"]["median"] > zc["pswpout"]["median"]
-    assert cells["zcache"]["comparisons"]["pswpout_reduction_pct"] > 0
-    assert cells["zswap-zbud"]["comparisons"]["throughput_ratio"] == pytest.approx(1.0)
+    assert rc == 0
+    fig = {name: cell["figures"] for name, cell in cells.items()}
+    assert fig["zcache"]["pswpout"]["median"] <= fig["zswap-zbud"]["pswpout"]["median"]
+    assert fig["zcache"]["written_back"]["median"] > 0
+    assert 0 <= fig["zcache"]["hit_rate"]["median"] <= 1
     md = (results / "bench.md").read_text()
     for name in cells:
         assert f"| {name} |" in md
+    assert "MiB/s (ssd)" in md and "MiB/s (host)" not in md
     assert (results / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,19 +1,25 @@
-"""bench: the same kernel image, the same scenarios, one boot per backend and repetition.
+"""bench: the same kernel image, the same scenarios, one boot per backend, disk model and repetition.
 
 Backends: zcache, zswap with zbud, zswap with zsmalloc, and no frontswap backend (plain
-swap to the virtio disk). Figures are medians over repetitions, with min and max."""
+swap to the virtio disk). Every backend runs on each swap-disk model (qemu.DISK_MODELS:
+a throttled SSD by default, and the unthrottled host file for comparison). Figures are
+medians over repetitions, with min and max. The tables and the chart are benchreport's."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+import os
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import guest, kernel, qemu, scenarios, verdict
+from .errors import ForgeError
 from .qemutest import KernelImage
 
 log = logging.getLogger(__name__)
@@ -41,10 +47,66 @@ DEFAULT_SCENARIOS = ("bench-mixed", "bench-zero", "bench-text")
 # zswap.max_pool_percent=): the same for both, so density and swap I/O compare
 # at equal cost. zswap's own default is 20, zcache's is the series' knob.
 POOL_PERCENT_DEFAULT = 50
+# A device with a real device's speed, so the time compression saves shows; and the host file,
+# as before, for comparison. The first throttled model is the one the swap I/O figures come from.
+DEFAULT_DISKS = ("ssd", "host")
+UNTHROTTLED = qemu.DEFAULT_DISK
+# fields of a workload's "run" record that the figures need
+RUN_FIELDS = ("bytes", "passes", "elapsed_s")
+
+
+class MalformedRecords(ForgeError):
+    """A run's console records lack a field the figures need, or hold a non-number there."""
+
+
+def choose_disks(names: list[str] | None) -> tuple[str, ...]:
+    """The disk models to bench on (default: DEFAULT_DISKS), duplicates dropped, throttled ones first
+    in the order given and the unthrottled host last. An unknown name is a ForgeError."""
+    wanted = list(dict.fromkeys(names or DEFAULT_DISKS))
+    known = [m.name for m in qemu.DISK_MODELS]
+    unknown = [n for n in wanted if n not in known]
+    if unknown:
+        raise ForgeError(f"unknown --disk {', '.join(repr(n) for n in unknown)} (known: {', '.join(known)})")
+    return tuple([n for n in wanted if n != UNTHROTTLED] + [n for n in wanted if n == UNTHROTTLED])
+
+
+def _number(rec: dict[str, Any], key: str, where: str) -> float:
+    value = rec.get(key)
+    if value is None:
+        raise MalformedRecords(f"{where} has no {key!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise MalformedRecords(f"{where}: {key!r} is not a number: {value!r}")
+    return value
+
+
+def _workload_figures(workloads: list[dict[str, Any]]) -> tuple[float, float | None, float]:
+    """(bytes moved, elapsed seconds of the slowest, pages corrupted) over the workloads' records."""
+    moved, elapsed, corrupted = 0.0, None, 0.0
+    for w in workloads:
+        where = f"workload record {w.get('id', '?')} ({w.get('phase', 'no phase')})"
+        if "pages_corrupted" in w:
+            corrupted += _number(w, "pages_corrupted", where)
+        if w.get("phase") != "run":
+            continue
+        size, passes, secs = (_number(w, k, where) for k in RUN_FIELDS)
+        moved += size * (1 + passes)  # fill plus every pass
+        elapsed = secs if elapsed is None else max(elapsed, secs)
+    return moved, elapsed, corrupted
+
+
+def hit_rate(loads: float | None, pswpin: float | None) -> float | None:
+    """The share of swap-ins the frontswap backend served: loads / (loads + pswpin).
+
+    None when a counter is missing or nothing was swapped in at all."""
+    if loads is None or pswpin is None or loads + pswpin <= 0:
+        return None
+    return loads / (loads + pswpin)
 
 
 def metrics(res: verdict.ScenarioResult) -> dict[str, float | None]:
-    """The raw figures of one run."""
+    """The raw figures of one run, over its measured phase (from "before" to "pressure").
+
+    MalformedRecords if a record lacks a field the figures need."""
     c = res.counters
     before, pressure = c.get("before", {}), c.get("pressure", {})
 
@@ -53,16 +115,20 @@ def metrics(res: verdict.ScenarioResult) -> dict[str, float | None]:
             return None
         return pressure[key] - before.get(key, 0)
 
-    runs = [w for w in res.workloads if w.get("phase") == "run"]
-    moved = sum(w["bytes"] * (1 + w["passes"]) for w in runs)  # fill plus every pass
-    elapsed = max((w["elapsed_s"] for w in runs), default=0.0)
-    stored = zero = frames = held = None
+    def need(key: str) -> float:
+        if key not in pressure:
+            raise MalformedRecords(f"the 'pressure' counters have no {key!r}")
+        return pressure[key]
+
+    moved, elapsed, corrupted = _workload_figures(res.workloads)
+    stored = zero = frames = held = written_back = None
     rejects: dict[str, float] = {}
     if "zcache.pers_zpages" in pressure:
         zero = pressure.get("zcache.zero_filled_pages", 0)
         stored = pressure["zcache.pers_zpages"] + zero
-        frames = pressure["zcache.pers_pageframes"]
+        frames = need("zcache.pers_pageframes")
         held = pressure.get("zcache.pers_pageframes_max", frames) * PAGE
+        written_back = delta("zcache.written_back_pages")
         for k in ("compress_poor", "pool_limit_hit", "failed_alloc", "failed_get_free_pages",
                   "compress_failed", "bad_offset"):
             rejects[k] = pressure.get(f"zcache.{k}", 0)
@@ -71,12 +137,17 @@ def metrics(res: verdict.ScenarioResult) -> dict[str, float | None]:
         stored = pressure["zswap.stored_pages"]
         frames = pressure.get("zswap.pool_total_size", 0) / PAGE
         held = pressure.get("zswap.pool_total_size", 0)  # zswap keeps no peak: the value under pressure
+        written_back = delta("zswap.written_back_pages")
         for k in ("reject_compress_poor", "reject_alloc_fail", "reject_kmemcache_fail",
                   "reject_reclaim_fail", "pool_limit_hit"):
             rejects[k] = pressure.get(f"zswap.{k}", 0)
+    pswpin = delta("pswpin")
     return {
         "pswpout": delta("pswpout"),
-        "pswpin": delta("pswpin"),
+        "pswpin": pswpin,
+        "hit_rate": hit_rate(delta("frontswap.loads"), pswpin),
+        # pages the backend wrote back to the swap device when its pool was full
+        "written_back": written_back,
         "stored_pages": stored,
         "pageframes": frames,
         "zero_pages": zero,
@@ -85,7 +156,7 @@ def metrics(res: verdict.ScenarioResult) -> dict[str, float | None]:
         "ram_held_bytes": held,
         "throughput_mbps": (moved / 2**20 / elapsed) if elapsed else None,
         "elapsed_s": elapsed,
-        "corrupted": sum(w.get("pages_corrupted", 0) for w in res.workloads),
+        "corrupted": corrupted,
         **{f"reject.{k}": v for k, v in rejects.items()},
     }
 
@@ -98,17 +169,58 @@ def spread(values: list[float | None]) -> dict[str, float | None]:
 
 
 @dataclass
+class Run:
+    """One boot: its verdict and its figures (empty when its console records were malformed)."""
+
+    result: verdict.ScenarioResult
+    figures: dict[str, float | None]
+
+    @property
+    def passed(self) -> bool:
+        return self.result.passed
+
+
+def _unreadable(job: scenarios.Scenario, run: qemu.GuestRun, why: str) -> verdict.ScenarioResult:
+    """A failed result for a run whose console records the verdict could not read."""
+    return verdict.ScenarioResult(
+        name=job.name, backend=job.backend, passed=False, reasons=[f"malformed console records: {why}"],
+        workloads=[], counters={}, accelerator=run.accel, seconds=round(run.seconds, 2), splats=[],
+        exit_kind=run.exit_kind, guest_status=run.guest_status, console_log=str(run.console_log))
+
+
+def measure(job: scenarios.Scenario, run: qemu.GuestRun) -> Run:
+    """Judge a finished boot and take its figures; malformed console records make a failed run with the
+    reason, never an exception."""
+    try:
+        result = verdict.judge_run(job, run)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        return Run(_unreadable(job, run, f"{type(exc).__name__}: {exc}"), {})
+    try:
+        return Run(result, metrics(result))
+    except MalformedRecords as exc:
+        result.passed = False
+        result.reasons.append(f"malformed console records: {exc}")
+        return Run(result, {})
+
+
+@dataclass
 class Cell:
-    """All repetitions of one backend on one scenario."""
+    """All repetitions of one backend on one scenario and one disk model."""
 
     backend: str
     scenario: str
-    runs: list[verdict.ScenarioResult] = field(default_factory=list)
+    disk: str = UNTHROTTLED
+    runs: list[Run] = field(default_factory=list)
     error: str | None = None
 
     @property
+    def measured(self) -> list[Run]:
+        """The runs whose records gave figures."""
+        return [r for r in self.runs if r.figures]
+
+    @property
     def figures(self) -> dict[str, dict[str, float | None]]:
-        per_run = [metrics(r) for r in self.runs]
+        per_run = [r.figures for r in self.measured]
         keys = sorted({k for m in per_run for k in m})
         return {k: spread([m.get(k) for m in per_run]) for k in keys}
 
@@ -116,35 +228,66 @@ class Cell:
     def passed(self) -> bool:
         return self.error is None and bool(self.runs) and all(r.passed for r in self.runs)
 
+    @property
+    def failure(self) -> str | None:
+        """Why the cell failed, in one line (the first reason), or None."""
+        if self.passed:
+            return None
+        if self.error is not None:
+            return self.error
+        if not self.runs:
+            return "not run"
+        reasons = next((r.result.reasons for r in self.runs if not r.passed and r.result.reasons), [])
+        return reasons[0].splitlines()[0] if reasons else "failed"
+
+
+def disk_table(names: tuple[str, ...]) -> list[dict[str, str]]:
+    """The disk models, as recorded in the results: name, what it stands for, QEMU's options."""
+    return [{"name": m.name, "stands_for": m.stands_for, "qemu_drive_options": m.drive_options().lstrip(",")}
+            for m in map(qemu.disk_model, names)]
+
 
 @dataclass
 class BenchResult:
     image: KernelImage
     accelerator: str
     reps: int
+    disks: tuple[str, ...] = DEFAULT_DISKS  # the first one is where swap I/O figures come from
     cells: list[Cell] = field(default_factory=list)
     seconds: float = 0.0
+    runs_planned: int = 0
+    runs_done: int = 0
+    complete: bool = False  # False while running, or after an interrupted bench
 
     @property
     def passed(self) -> bool:
         return bool(self.cells) and all(c.passed for c in self.cells)
 
-    def cell(self, backend: str, scenario: str) -> Cell | None:
-        return next((c for c in self.cells if c.backend == backend and c.scenario == scenario), None)
+    @property
+    def primary_disk(self) -> str:
+        return self.disks[0] if self.disks else UNTHROTTLED
+
+    def cell(self, backend: str, scenario: str, disk: str | None = None) -> Cell | None:
+        """The cell of backend on scenario, on disk (default: the primary disk)."""
+        disk = disk or self.primary_disk
+        return next((c for c in self.cells
+                     if c.backend == backend and c.scenario == scenario and c.disk == disk), None)
 
     def comparisons(self, c: Cell) -> dict[str, float | None]:
-        """Figures relative to the baseline and reference backends of the same scenario."""
+        """Figures relative to the baseline and reference backends of the same scenario and disk."""
         out: dict[str, float | None] = {"pswpout_reduction_pct": None, "throughput_ratio": None,
                                         "elapsed_ratio": None}
         mine = c.figures
-        base = self.cell(BASELINE, c.scenario)
-        ref = self.cell(REFERENCE, c.scenario)
-        if base and base.runs:
+        if not mine:
+            return out
+        base = self.cell(BASELINE, c.scenario, c.disk)
+        ref = self.cell(REFERENCE, c.scenario, c.disk)
+        if base and base.measured:
             b = base.figures["pswpout"]["median"]
             m = mine["pswpout"]["median"]
             if b and m is not None:
                 out["pswpout_reduction_pct"] = 100.0 * (b - m) / b
-        if ref and ref.runs:
+        if ref and ref.measured:
             for key, name in (("throughput_mbps", "throughput_ratio"), ("elapsed_s", "elapsed_ratio")):
                 r, m = ref.figures[key]["median"], mine[key]["median"]
                 if r and m is not None:
@@ -155,14 +298,27 @@ class BenchResult:
         return {
             "environment": environment,
             "passed": self.passed,
+            "complete": self.complete,
+            "runs_done": self.runs_done,
+            "runs_planned": self.runs_planned,
             "seconds": round(self.seconds, 1),
+            "disks": disk_table(self.disks),
             "cells": [{
-                "backend": c.backend, "scenario": c.scenario, "passed": c.passed, "error": c.error,
-                "figures": c.figures, "comparisons": self.comparisons(c),
-                "runs": [{"passed": r.passed, "reasons": r.reasons, "seconds": r.seconds,
-                          "metrics": metrics(r), "counters": r.counters} for r in c.runs],
+                "backend": c.backend, "scenario": c.scenario, "disk": c.disk, "passed": c.passed,
+                "error": c.error, "figures": c.figures, "comparisons": self.comparisons(c),
+                "runs": [{"passed": r.passed, "reasons": r.result.reasons, "seconds": r.result.seconds,
+                          "metrics": r.figures, "counters": r.result.counters} for r in c.runs],
             } for c in self.cells],
         }
+
+
+def write_json(path: Path, data: dict[str, Any]) -> Path:
+    """Write data as JSON through a temporary file, so an interrupted write leaves the last whole one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
 
 
 def variant(sc: scenarios.Scenario, b: Backend,
@@ -175,142 +331,67 @@ def variant(sc: scenarios.Scenario, b: Backend,
     return dataclasses.replace(sc, backend=b.backend, zpool=b.zpool, expect=expect, cmdline_extra=extra)
 
 
+def num(v: float | None, digits: int = 0) -> str:
+    """A figure with thousands separators, or "-"."""
+    return "-" if v is None else f"{v:,.{digits}f}"
+
+
+def pct(fraction: float | None) -> str:
+    """A fraction as a whole percentage, or "-"."""
+    return "-" if fraction is None else f"{100 * fraction:.0f}%"
+
+
+def _log_run(n: int, total: int, cell: Cell, rep: int, run: Run) -> None:
+    res, m = run.result, run.figures
+    log.info("[%d/%d] %s on %s (%s disk), rep %d: %s, %.0f s, pswpout %s, hit rate %s, written back %s, "
+             "density %s", n, total, cell.backend, cell.scenario, cell.disk, rep + 1,
+             "ok" if res.passed else "FAILED: " + "; ".join(res.reasons), res.seconds,
+             num(m.get("pswpout")), pct(m.get("hit_rate")), num(m.get("written_back")),
+             num(m.get("density"), 2))
+
+
 def run_bench(image: KernelImage, chosen: list[scenarios.Scenario], backends: list[Backend], reps: int,
-              workdir: Path, accel: str | None = None,
-              pool_percent: int = POOL_PERCENT_DEFAULT) -> BenchResult:
+              workdir: Path, accel: str | None = None, pool_percent: int = POOL_PERCENT_DEFAULT,
+              disks: tuple[str, ...] | list[str] = DEFAULT_DISKS,
+              on_run: Callable[[BenchResult], None] | None = None) -> BenchResult:
+    """Every backend on every scenario on every disk model, reps times. on_run gets the result so far
+    after every run (bench.json is written there), so an interrupted bench keeps what it measured.
+
+    Disk models go outermost, the primary one first: its table fills before the others'."""
     t0 = time.monotonic()
+    disks = choose_disks(list(disks))
     initrd = guest.build_initramfs(kernel.cache_dir() / "initramfs")
     accel = accel or qemu.probe_accel(image.image, initrd, workdir / "probe")
-    out = BenchResult(image=image, accelerator=accel, reps=reps)
-    total = len(chosen) * len(backends) * reps
-    n = 0
-    for sc in chosen:
-        for b in backends:
-            cell = Cell(b.name, sc.name)
-            out.cells.append(cell)
-            job = variant(sc, b, pool_percent)
-            for rep in range(reps):
-                n += 1
-                try:
-                    run = qemu.run_guest(image.image, initrd, job,
-                                         workdir / f"{sc.name}-{b.name}-{rep}", accel=accel)
-                except Exception as exc:  # a backend that cannot run is named; the rest goes on
-                    cell.error = f"{type(exc).__name__}: {exc}"
-                    log.error("[%d/%d] %s on %s: %s", n, total, b.name, sc.name, cell.error)
-                    break
-                res = verdict.judge_run(job, run)
-                cell.runs.append(res)
-                m = metrics(res)
-                log.info("[%d/%d] %s on %s, rep %d: %s, %.0f s, pswpout %s, density %s", n, total, b.name,
-                         sc.name, rep + 1, "ok" if res.passed else "FAILED: " + "; ".join(res.reasons),
-                         res.seconds, _num(m["pswpout"]), _num(m["density"], 2))
+    out = BenchResult(image=image, accelerator=accel, reps=reps, disks=disks,
+                      runs_planned=len(disks) * len(chosen) * len(backends) * reps)
+
+    def report() -> None:
+        out.seconds = time.monotonic() - t0
+        if on_run is not None:
+            on_run(out)
+
+    for disk in disks:
+        for sc in chosen:
+            for b in backends:
+                cell = Cell(b.name, sc.name, disk)
+                out.cells.append(cell)
+                job = variant(sc, b, pool_percent)
+                for rep in range(reps):
+                    out.runs_done += 1
+                    try:
+                        booted = qemu.run_guest(image.image, initrd, job,
+                                                workdir / f"{sc.name}-{b.name}-{disk}-{rep}", accel=accel,
+                                                disk=disk)
+                    except Exception as exc:  # a backend that cannot run is named; the rest goes on
+                        cell.error = f"{type(exc).__name__}: {exc}"
+                        log.error("[%d/%d] %s on %s (%s disk): %s", out.runs_done, out.runs_planned, b.name,
+                                  sc.name, disk, cell.error)
+                        report()
+                        break
+                    run = measure(job, booted)
+                    cell.runs.append(run)
+                    _log_run(out.runs_done, out.runs_planned, cell, rep, run)
+                    report()
+    out.complete = True
     out.seconds = time.monotonic() - t0
     return out
-
-
-def _num(v: float | None, digits: int = 0) -> str:
-    if v is None:
-        return "-"
-    return f"{v:,.{digits}f}"
-
-
-def markdown(res: BenchResult) -> str:
-    """One table per scenario: median (min..max) of each figure, per backend."""
-    lines: list[str] = []
-    for scenario in dict.fromkeys(c.scenario for c in res.cells):
-        lines += [f"### {scenario}", "",
-                  "| backend | swap writes (pswpout) | vs plain swap | swap reads (pswpin) | "
-                  "pages per frame | RAM held (MiB) | MiB/s | vs zswap-zbud | elapsed (s) | "
-                  "rejects | corrupted |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
-        for c in (c for c in res.cells if c.scenario == scenario):
-            if not c.runs:
-                lines.append(f"| {c.backend} | failed: {c.error} |||||||||")
-                continue
-            f, cmp = c.figures, res.comparisons(c)
-
-            def fig(key: str, digits: int = 0, scale: float = 1.0,
-                    f: dict[str, dict[str, float | None]] = f) -> str:
-                s = f[key]
-                if s["median"] is None:
-                    return "-"
-                lo, hi = s["min"] / scale, s["max"] / scale
-                text = _num(s["median"] / scale, digits)
-                return text if lo == hi else f"{text} ({_num(lo, digits)}..{_num(hi, digits)})"
-
-            rejects = ", ".join(f"{k.split('.', 1)[1]} {_num(v['median'])}" for k, v in f.items()
-                                if k.startswith("reject.") and v["median"])
-            red = cmp["pswpout_reduction_pct"]
-            ratio = cmp["throughput_ratio"]
-            lines.append(
-                f"| {c.backend}{'' if c.passed else ' (FAILED)'} | {fig('pswpout')} | "
-                f"{'-' if red is None else f'{red:.0f}%'} | {fig('pswpin')} | {fig('density', 2)} | "
-                f"{fig('ram_held_bytes', 1, 2**20)} | {fig('throughput_mbps', 1)} | "
-                f"{'-' if ratio is None else f'{ratio:.2f}x'} | {fig('elapsed_s', 1)} | "
-                f"{rejects or '-'} | {fig('corrupted')} |")
-        lines.append("")
-    return "\n".join(lines)
-
-
-def chart(res: BenchResult, path: Path) -> Path:
-    """A PNG: swap-device writes, density and throughput per scenario and backend."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    scen = list(dict.fromkeys(c.scenario for c in res.cells))
-    backs = list(dict.fromkeys(c.backend for c in res.cells))
-    panels = (("pswpout", "swap-device writes (pages)"), ("density", "compressed pages per page frame"),
-              ("throughput_mbps", "workload throughput (MiB/s)"))
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.2))
-    width = 0.8 / max(len(backs), 1)
-    for ax, (key, title) in zip(axes, panels, strict=True):
-        for i, b in enumerate(backs):
-            med, err_lo, err_hi = [], [], []
-            for s in scen:
-                c = res.cell(b, s)
-                sp = c.figures.get(key) if c and c.runs else None
-                m = sp["median"] if sp and sp["median"] is not None else 0.0
-                med.append(m)
-                err_lo.append(m - sp["min"] if sp and sp["min"] is not None else 0.0)
-                err_hi.append(sp["max"] - m if sp and sp["max"] is not None else 0.0)
-            xs = [j + (i - (len(backs) - 1) / 2) * width for j in range(len(scen))]
-            ax.bar(xs, med, width, yerr=[err_lo, err_hi], capsize=2, label=b)
-        ax.set_xticks(range(len(scen)), scen)
-        ax.set_title(title, fontsize=10)
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(backs), fontsize=9, frameon=False)
-    fig.suptitle(f"zcache vs zswap vs plain swap: median of {res.reps} run(s), {res.accelerator}",
-                 fontsize=11)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def cover_table(data: dict[str, Any]) -> str:
-    """A plain-text table within 75 columns for a cover letter, from BenchResult.to_dict()."""
-    env = data["environment"]
-    head = (f"{'backend':<15}{'swap writes':>12}{'vs plain':>9}{'pages/frame':>12}"
-            f"{'RAM MiB':>9}{'MiB/s':>8}{'corrupt':>8}")
-    out = [f"invoke bench, {env['series']} v{env['series_version']} ({env['kernel_commit'][:12]}), "
-           f"QEMU {env['accelerator']},",
-           f"{env['compressor']}, median of {env['reps']} runs; zcache and zswap may both take "
-           f"{env['pool_percent']}% of RAM."]
-    for scenario in dict.fromkeys(c["scenario"] for c in data["cells"]):
-        out += ["", f"{scenario}:", head]
-        for c in (c for c in data["cells"] if c["scenario"] == scenario):
-            f, cmp = c["figures"], c["comparisons"]
-
-            def med(key: str, digits: int = 0, scale: float = 1.0,
-                    f: dict[str, Any] = f) -> str:
-                m = f.get(key, {}).get("median")
-                return "-" if m is None else f"{m / scale:,.{digits}f}"
-
-            red = cmp.get("pswpout_reduction_pct")
-            out.append(f"{c['backend']:<15}{med('pswpout'):>12}{'-' if red is None else f'{red:.0f}%':>9}"
-                       f"{med('density', 2):>12}{med('ram_held_bytes', 0, 2**20):>9}"
-                       f"{med('throughput_mbps', 1):>8}{med('corrupted'):>8}")
-    return "\n".join(out) + "\n"

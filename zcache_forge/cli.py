@@ -136,11 +136,13 @@ def qemu_test(series_file: Path, out: Path, scenario_names: list[str] | None, se
 
 def bench(series_file: Path, out: Path, scenario_names: list[str] | None, backend_names: list[str] | None,
           reps: int, accel: str | None, as_json: bool, results_dir: Path, cover: bool,
-          pool_percent: int | None = None) -> int:
+          pool_percent: int | None = None, disk_names: list[str] | None = None) -> int:
     from . import bench as bench_mod
-    from . import qemutest
+    from . import benchreport, qemutest
+    from . import series as series_mod
 
     def go() -> int:
+        # every option is checked before the kernel build
         known = {b.name: b for b in bench_mod.BACKENDS}
         unknown = [b for b in backend_names or [] if b not in known]
         if unknown:
@@ -150,35 +152,42 @@ def bench(series_file: Path, out: Path, scenario_names: list[str] | None, backen
         pool = bench_mod.POOL_PERCENT_DEFAULT if pool_percent is None else pool_percent
         if not 1 <= pool <= 100:
             raise ForgeError(f"--pool-percent must be from 1 to 100, got {pool}")
+        disks = bench_mod.choose_disks(disk_names)
         backends = [known[b] for b in backend_names] if backend_names else list(bench_mod.BACKENDS)
         chosen = qemutest.choose(scenario_names or list(bench_mod.DEFAULT_SCENARIOS))
-        image = qemutest.build_kernel(series_file, out)
-        res = bench_mod.run_bench(image, chosen, backends, reps, kernel.cache_dir() / "bench", accel, pool)
-        from . import series as series_mod
-
         sf = series_mod.load(series_file)
-        env = {
-            "kernel_commit": image.commit, "series": image.series, "series_version": image.version,
-            "config_hash": image.config_hash(), "accelerator": res.accelerator, "reps": reps,
-            "compressor": sf.knobs["zcache"]["compressor"], "pool_percent": pool,
-            "guest_memory_mib": {sc.name: sc.memory_mib for sc in chosen},
-            "kernel_release": next((r.boot or {}).get("kernel") for c in res.cells for r in c.runs) if any(
-                c.runs for c in res.cells) else None,
-        }
-        results_dir.mkdir(parents=True, exist_ok=True)
-        data = res.to_dict(env)
-        (results_dir / "bench.json").write_text(jsonlib.dumps(data, indent=2) + "\n")
-        md = bench_mod.markdown(res)
+        if cover and sf.cover_results is None:
+            raise ForgeError(f"{series_file}: --cover needs a top-level 'cover_results: FILE' "
+                             "naming where the table goes")
+        image = qemutest.build_kernel(series_file, out)
+        json_path = results_dir / "bench.json"
+
+        def environment(res: bench_mod.BenchResult) -> dict[str, object]:
+            boots = [r.result.boot for c in res.cells for r in c.runs if r.result.boot]
+            return {
+                "kernel_commit": image.commit, "series": image.series, "series_version": image.version,
+                "config_hash": image.config_hash(), "accelerator": res.accelerator, "reps": reps,
+                "compressor": sf.knobs["zcache"]["compressor"], "pool_percent": pool,
+                "guest_memory_mib": {sc.name: sc.memory_mib for sc in chosen},
+                "kernel_release": boots[0].get("kernel") if boots else None,
+            }
+
+        def save(res: bench_mod.BenchResult) -> None:  # after every run: an interrupted bench keeps it
+            bench_mod.write_json(json_path, res.to_dict(environment(res)))
+
+        res = bench_mod.run_bench(image, chosen, backends, reps, kernel.cache_dir() / "bench", accel, pool,
+                                  disks, on_run=save)
+        data = res.to_dict(environment(res))
+        bench_mod.write_json(json_path, data)
+        md = benchreport.markdown(res)
         env_line = (f"Measured by `invoke bench` on {image.series} v{image.version} ({image.commit[:12]}), "
-                    f"kernel config {env['config_hash']}, QEMU {res.accelerator}, compressor "
-                    f"{env['compressor']}, median of {reps} run(s) (min..max).")
+                    f"kernel config {data['environment']['config_hash']}, QEMU {res.accelerator}, "
+                    f"compressor {data['environment']['compressor']}, median of {reps} run(s) (min..max), "
+                    f"zcache and zswap pool {pool}% of RAM.")
         (results_dir / "bench.md").write_text(env_line + "\n\n" + md)
-        png = bench_mod.chart(res, results_dir / "bench.png")
-        if cover:
-            if sf.cover_results is None:
-                raise ForgeError(f"{series_file}: --cover needs a top-level 'cover_results: FILE' "
-                                 "naming where the table goes")
-            sf.cover_results.write_text(bench_mod.cover_table(data))
+        png = benchreport.chart(res, results_dir / "bench.png")
+        if cover and sf.cover_results is not None:
+            sf.cover_results.write_text(benchreport.cover_table(data))
             print(f"results for the cover letters written to {sf.cover_results}; "
                   "invoke build-patches puts them in", file=sys.stderr)
         if as_json:
@@ -186,7 +195,7 @@ def bench(series_file: Path, out: Path, scenario_names: list[str] | None, backen
         else:
             print(env_line + "\n\n" + md)
             print(f"{'PASS' if res.passed else 'FAIL'} in {res.seconds:.0f} s; "
-                  f"{results_dir / 'bench.json'}, {results_dir / 'bench.md'}, {png}")
+                  f"{json_path}, {results_dir / 'bench.md'}, {png}")
         return 0 if res.passed else 1
 
     return _guard("bench", go)

@@ -1,0 +1,180 @@
+"""The bench's tables and chart: markdown for results/bench.md, a PNG, and a plain-text table within
+75 columns for the cover letters.
+
+Swap I/O, the hit rate of loads, write-back and pool figures are those of the primary disk model
+(the first of BenchResult.disks, a throttled one by default); throughput and elapsed time get one
+column per disk model, so the unthrottled host figures stand next to the throttled ones."""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from .bench import REFERENCE, UNTHROTTLED, BenchResult, Cell, disk_table, num, pct
+
+Figures = dict[str, dict[str, float | None]]
+COVER_WIDTH = 75
+
+
+def _fig(f: Figures, key: str, digits: int = 0, scale: float = 1.0) -> str:
+    """median (min..max) of one figure, or "-"."""
+    s = f.get(key)
+    if not s or s["median"] is None or s["min"] is None or s["max"] is None:
+        return "-"
+    lo, hi = s["min"] / scale, s["max"] / scale
+    text = num(s["median"] / scale, digits)
+    return text if lo == hi else f"{text} ({num(lo, digits)}..{num(hi, digits)})"
+
+
+def _scenarios(res: BenchResult) -> list[str]:
+    return list(dict.fromkeys(c.scenario for c in res.cells))
+
+
+def _backends(res: BenchResult, scenario: str | None = None) -> list[str]:
+    return list(dict.fromkeys(c.backend for c in res.cells if scenario is None or c.scenario == scenario))
+
+
+def disk_legend(disks: list[dict[str, str]]) -> str:
+    """One sentence per disk model: name, what it stands for, how QEMU throttles it."""
+    parts = []
+    for d in disks:
+        how = f" (QEMU `{d['qemu_drive_options']}`)" if d["qemu_drive_options"] else ""
+        parts.append(f"**{d['name']}**: {d['stands_for']}{how}.")
+    return "Swap disk models: " + " ".join(parts)
+
+
+def _row(res: BenchResult, scenario: str, backend: str) -> list[str]:
+    cells: dict[str, Cell | None] = {d: res.cell(backend, scenario, d) for d in res.disks}
+    figs: dict[str, Figures] = {d: (c.figures if c else {}) for d, c in cells.items()}
+    primary = cells[res.primary_disk]
+    f = figs[res.primary_disk]
+    cmp = res.comparisons(primary) if primary else {}
+    red, ratio = cmp.get("pswpout_reduction_pct"), cmp.get("throughput_ratio")
+    rejects = ", ".join(f"{k.split('.', 1)[1]} {num(v['median'])}" for k, v in f.items()
+                        if k.startswith("reject.") and v["median"])
+    corrupted = [s["max"] for fd in figs.values() if (s := fd.get("corrupted")) and s["max"] is not None]
+    failed = any(c is None or not c.passed for c in cells.values())
+    return [f"{backend}{' (FAILED)' if failed else ''}", _fig(f, "pswpout"),
+            "-" if red is None else f"{red:.0f}%", _fig(f, "pswpin"), _fig(f, "hit_rate", 0, 0.01),
+            _fig(f, "written_back"), _fig(f, "density", 2), _fig(f, "ram_held_bytes", 1, 2**20),
+            *(_fig(figs[d], "throughput_mbps", 1) for d in res.disks),
+            "-" if ratio is None else f"{ratio:.2f}x",
+            *(_fig(figs[d], "elapsed_s", 1) for d in res.disks),
+            rejects or "-", num(max(corrupted)) if corrupted else "-"]
+
+
+def _failures(res: BenchResult, scenario: str) -> list[str]:
+    return [f"- {c.backend} on the {c.disk} disk failed: {c.failure}"
+            for c in res.cells if c.scenario == scenario and not c.passed]
+
+
+def markdown(res: BenchResult) -> str:
+    """The disk models, then one table per scenario: median (min..max) of each figure, per backend."""
+    p = res.primary_disk
+    head = ["backend", "swap writes (pswpout)", "vs plain swap", "swap reads (pswpin)", "hit rate (%)",
+            "written back", "pages per frame", "RAM held (MiB)", *(f"MiB/s ({d})" for d in res.disks),
+            f"vs {REFERENCE} ({p})", *(f"elapsed s ({d})" for d in res.disks), "rejects", "corrupted"]
+    align = ["---", *["---:"] * (len(head) - 3), "---", "---:"]
+    lines = [disk_legend(disk_table(res.disks)),
+             f"Swap I/O, hit rate (frontswap loads / all swap-ins), written back, pages per frame, RAM "
+             f"and rejects are on the {p} disk; MiB/s and elapsed time on each disk.", ""]
+    for scenario in _scenarios(res):
+        lines += [f"### {scenario}", "", "| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
+        lines += ["| " + " | ".join(_row(res, scenario, b)) + " |" for b in _backends(res, scenario)]
+        lines += ["", *_failures(res, scenario)]
+        if lines[-1]:
+            lines.append("")
+    return "\n".join(lines)
+
+
+def chart(res: BenchResult, path: Path) -> Path:
+    """A PNG: swap-device writes, hit rate and density on the primary disk, and throughput on every
+    disk model, per scenario and backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    p = res.primary_disk
+    scen, backs = _scenarios(res), _backends(res)
+    panels = [("pswpout", f"swap-device writes (pages), {p}", p),
+              ("hit_rate", f"load hit rate, {p}", p),
+              ("density", f"compressed pages per page frame, {p}", p),
+              *(("throughput_mbps", f"workload throughput (MiB/s), {d}", d) for d in res.disks)]
+    ncols = min(3, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    fig, grid = plt.subplots(nrows, ncols, figsize=(5 * ncols, 4 * nrows), squeeze=False)
+    axes = [ax for row in grid for ax in row]
+    width = 0.8 / max(len(backs), 1)
+    for ax, (key, title, disk) in zip(axes, panels, strict=False):
+        for i, b in enumerate(backs):
+            med, err_lo, err_hi = [], [], []
+            for s in scen:
+                c = res.cell(b, s, disk)
+                sp = c.figures.get(key) if c else None
+                ok = sp is not None and None not in (sp["median"], sp["min"], sp["max"])
+                m = sp["median"] if ok else 0.0
+                med.append(m)
+                err_lo.append(m - sp["min"] if ok else 0.0)
+                err_hi.append(sp["max"] - m if ok else 0.0)
+            xs = [j + (i - (len(backs) - 1) / 2) * width for j in range(len(scen))]
+            ax.bar(xs, med, width, yerr=[err_lo, err_hi], capsize=2, label=b)
+        ax.set_xticks(range(len(scen)), scen)
+        ax.set_title(title, fontsize=10)
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=max(len(backs), 1), fontsize=9, frameon=False)
+    fig.suptitle(f"zcache vs zswap vs plain swap: median of {res.reps} run(s), {res.accelerator}; "
+                 f"swap disk models {', '.join(res.disks)}", fontsize=11)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _cover_med(f: dict[str, Any], key: str, digits: int = 0, scale: float = 1.0) -> str:
+    m = f.get(key, {}).get("median")
+    return "-" if m is None else f"{m / scale:,.{digits}f}"
+
+
+def cover_table(data: dict[str, Any]) -> str:
+    """Plain-text tables within 75 columns for a cover letter, from BenchResult.to_dict(): per scenario,
+    swap I/O on the primary disk, then throughput on every disk model."""
+    env = data["environment"]
+    cells = {(c["backend"], c["scenario"], c.get("disk", UNTHROTTLED)): c for c in data["cells"]}
+    disks = [d["name"] for d in data.get("disks", [])] or list(dict.fromkeys(d for _, _, d in cells))
+    primary = disks[0] if disks else UNTHROTTLED
+    intro = (f"invoke bench, {env['series']} v{env['series_version']} ({env['kernel_commit'][:12]}), "
+             f"QEMU {env['accelerator']}, {env['compressor']}, median of {env['reps']} runs; zcache and "
+             f"zswap may both take {env['pool_percent']}% of RAM. Swap disks: "
+             + "; ".join(f"{d['name']} = {d['stands_for']}" for d in data.get("disks", [])) + ".")
+    out = textwrap.wrap(intro, COVER_WIDTH)
+    io_head = (f"{'backend':<15}{'pswpout':>10}{'vs plain':>9}{'hit rate':>9}{'wrote back':>11}"
+               f"{'pages/frame':>12}{'RAM MiB':>8}")
+    speed_cols = [f"MiB/s {d}" for d in disks]
+    speed_head = f"{'backend':<15}" + "".join(f"{h:>{len(h) + 2}}" for h in speed_cols) + f"{'corrupt':>9}"
+    for scenario in dict.fromkeys(c["scenario"] for c in data["cells"]):
+        backends = list(dict.fromkeys(c["backend"] for c in data["cells"] if c["scenario"] == scenario))
+        out += ["", f"{scenario}, swap I/O on the {primary} disk:", io_head]
+        for b in backends:
+            c = cells.get((b, scenario, primary), {"figures": {}, "comparisons": {}})
+            f, red = c["figures"], c["comparisons"].get("pswpout_reduction_pct")
+            rate = (f.get("hit_rate") or {}).get("median")
+            out.append(f"{b:<15}{_cover_med(f, 'pswpout'):>10}{'-' if red is None else f'{red:.0f}%':>9}"
+                       f"{pct(rate):>9}{_cover_med(f, 'written_back'):>11}{_cover_med(f, 'density', 2):>12}"
+                       f"{_cover_med(f, 'ram_held_bytes', 0, 2**20):>8}")
+        out += ["", f"{scenario}, workload throughput:", speed_head]
+        for b in backends:
+            row = f"{b:<15}"
+            corrupted = []
+            for d, h in zip(disks, speed_cols, strict=True):
+                f = cells.get((b, scenario, d), {"figures": {}})["figures"]
+                row += f"{_cover_med(f, 'throughput_mbps', 1):>{len(h) + 2}}"
+                if (m := (f.get("corrupted") or {}).get("max")) is not None:
+                    corrupted.append(m)
+            out.append(row + f"{num(max(corrupted)) if corrupted else '-':>9}")
+    return "\n".join(out) + "\n"
