@@ -899,6 +899,24 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    unsigned char *scratch = malloc(g_page);
+    unsigned char *seen = calloc(g_npages / 8 + 1, 1);
+    size_t *order = passes >= 2 ? malloc(g_npages * sizeof(*order)) : NULL;
+    g_lost = calloc(g_npages / 8 + 1, 1);
+    if (!scratch || !seen || !g_lost || (passes >= 2 && !order)) {
+        fprintf(stderr, "memhog: out of memory for bookkeeping\n");
+        return 1;
+    }
+    /*
+     * Lock what memhog itself needs (text, data, heap, stack, the
+     * bookkeeping above) before the big mapping exists: under pressure
+     * only the pages under test swap, so a page lost on swap-in (SIGBUS
+     * from a failed load) is always one of them, never memhog's own.
+     */
+    if (mlockall(MCL_CURRENT) != 0)
+        fprintf(stderr, "memhog: %s: mlockall: %s (own pages may swap)\n",
+                g_id, strerror(errno));
+
     /*
      * One private anonymous mapping, faulted in by the fill itself. A huge
      * page needs a 2 MiB aligned virtual range, so with --thp map 2 MiB
@@ -933,14 +951,6 @@ int main(int argc, char **argv)
 #endif
     }
 
-    unsigned char *scratch = malloc(g_page);
-    unsigned char *seen = calloc(g_npages / 8 + 1, 1);
-    size_t *order = passes >= 2 ? malloc(g_npages * sizeof(*order)) : NULL;
-    g_lost = calloc(g_npages / 8 + 1, 1);
-    if (!scratch || !seen || !g_lost || (passes >= 2 && !order)) {
-        fprintf(stderr, "memhog: out of memory for bookkeeping\n");
-        return 1;
-    }
     if (install_sigbus_handler() != 0)
         return 1;
 

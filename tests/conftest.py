@@ -23,6 +23,12 @@ MINI_FILES = {
     "mm/Kconfig": 'config ZSWAP\n\tbool "zswap"\n\nconfig ZBUD\n\ttristate "zbud"\n',
     "mm/Makefile": "obj-$(CONFIG_ZSWAP)\t+= zswap.o\n",
     "Documentation/admin-guide/mm/index.rst": ".. toctree::\n\n   userfaultfd\n   zswap\n",
+    # the lines the frontswap load-error patch replaces and annotates
+    "mm/page_io.c": "int swap_readpage(struct page *page)\n{\n\tint ret = 0;\n\n"
+                    "\tif (frontswap_load(page) == 0) {\n\t\tSetPageUptodate(page);\n"
+                    "\t\tunlock_page(page);\n\t\tgoto out;\n\t}\nout:\n\treturn ret;\n}\n",
+    "include/linux/frontswap.h": "struct frontswap_ops {\n"
+                                 "\tint (*load)(unsigned, pgoff_t, struct page *); /* load a page */\n};\n",
 }
 
 

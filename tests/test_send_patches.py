@@ -240,8 +240,8 @@ def sent_v1(tmp_path_factory):
 
 def test_real_send_one_message_each_threaded_to_the_cover(sent_v1):
     server, expected = sent_v1["server"], sent_v1["expected"]
-    assert len(server.received) == 7 + 3
-    for name, change_id, n in (("zcache-staging", "zcache-staging-7d3e91", 6),
+    assert len(server.received) == 10 + 3
+    for name, change_id, n in (("zcache-staging", "zcache-staging-7d3e91", 9),
                                ("zcache-promote", "zcache-promote-c41a08", 2)):
         thread = thread_of(server, change_id)
         assert [subject(r)[:len(f"[PATCH {i}/{n}]")] for i, r in enumerate(thread)] == \
@@ -275,10 +275,10 @@ def test_received_mbox_applies_with_git_am_and_gives_the_same_trees(sent_v1, tmp
     assert git(wt, "rev-parse", "HEAD") == sent_v1["base"]
     # One mbox as received: the two cover letters have no diff and are dropped.
     git(wt, "am", "-q", "--empty=drop", str(sent_v1["mbox"]))
-    assert git(wt, "rev-list", "--count", "HEAD", "^FETCH_HEAD") == "8"
+    assert git(wt, "rev-list", "--count", "HEAD", "^FETCH_HEAD") == "11"
     assert git(wt, "rev-parse", "HEAD~2^{tree}") == sent_v1["trees"]["zcache-staging"]
     assert git(wt, "rev-parse", "HEAD^{tree}") == sent_v1["trees"]["zcache-promote"]
-    assert git(wt, "log", "-1", "--format=%an <%ae>%n%s", "HEAD~7") == \
+    assert git(wt, "log", "-1", "--format=%an <%ae>%n%s", "HEAD~10") == \
         "Zcache Forge <zcache-forge@example.org>\nstaging: zcache: add the tmem key-value core"
 
 
@@ -298,13 +298,13 @@ def test_v2_has_changelog_and_range_diff_keeps_v1_and_replies_to_it(world, smtp,
     pipeline.build_patches(world / "series.yaml", world / "patches")
     assert snapshot(world / "patches" / "zcache-staging" / "v1") == v1
     cover = (world / "patches" / "zcache-staging" / "v2" / "v2-0000-cover-letter.patch").read_text()
-    assert "Subject: [PATCH v2 0/6]" in cover
+    assert "Subject: [PATCH v2 0/9]" in cover
     assert "Changes in v2:\n- zbud: pick the fullest frame that fits" in cover
     rd = cover[cover.index("Range-diff against v1:"):cover.index("base-commit:")]
-    zbud_line = r"^2: +[0-9a-f]{7,} ! 2: +[0-9a-f]{7,} staging: zcache: add the zbud allocator$"
+    zbud_line = r"^ *2: +[0-9a-f]{7,} ! +2: +[0-9a-f]{7,} staging: zcache: add the zbud allocator$"
     assert re.search(zbud_line, rd, re.M)
-    assert re.search(r"^1: +([0-9a-f]{7,}) = 1: +\1 staging: zcache: add the tmem key-value core$", rd, re.M)
-    assert len(re.findall(r"^\d: .* [=!] \d: ", rd, re.M)) == 6 and rd.count(" ! ") == 1
+    assert re.search(r"^ *1: +([0-9a-f]{7,}) = +1: +\1 staging: zcache: add the tmem key-value core$", rd, re.M)
+    assert len(re.findall(r"^ *\d: .* [=!] +\d: ", rd, re.M)) == 9 and rd.count(" ! ") == 1
     assert "change-id: 20261127-zcache-staging-7d3e91" in cover
     v2 = snapshot(world / "patches" / "zcache-staging" / "v2")
     pipeline.build_patches(world / "series.yaml", world / "patches")
@@ -313,7 +313,7 @@ def test_v2_has_changelog_and_range_diff_keeps_v1_and_replies_to_it(world, smtp,
     stamp_all(world)
     assert send(world, smtp, ["zcache-staging"], really=True) == 0
     thread = smtp.received
-    assert [subject(r)[:14] for r in thread] == [f"[PATCH v2 {i}/6]" for i in range(7)]
+    assert [subject(r)[:14] for r in thread] == [f"[PATCH v2 {i}/9]" for i in range(10)]
     v2_cover = thread[0].msg["Message-Id"]
     v1_cover = f"<20261127-zcache-staging-7d3e91-v1-0-{v1_key[:12]}@example.org>"
     assert "-v2-0-" in v2_cover and thread[0].msg["In-Reply-To"] == v1_cover
@@ -350,8 +350,8 @@ def test_without_send_nothing_is_sent(world, smtp, capsys):
     assert send(world, smtp, None, really=False) == 0
     out = capsys.readouterr().out
     assert smtp.received == []
-    assert out.count("Dry-OK. Log says:") == 10
-    assert "dry run: nothing sent; 10 messages" in out
+    assert out.count("Dry-OK. Log says:") == 13
+    assert "dry run: nothing sent; 13 messages" in out
     assert "To: linux-mm@kvack.org, Greg Kroah-Hartman <gregkh@linuxfoundation.org>" in out
 
 
@@ -413,18 +413,18 @@ def test_preflight_passes_the_generated_series(world):
 
 
 @pytest.mark.parametrize("glob, old, new, expect", [
-    ("0000-*", "Subject: [PATCH 0/6] staging: add the zcache compressed swap cache",
-     "Subject: [PATCH 0/6] *** SUBJECT HERE ***", "leftover placeholder '*** SUBJECT HERE ***'"),
+    ("0000-*", "Subject: [PATCH 0/9] staging: add the zcache compressed swap cache",
+     "Subject: [PATCH 0/9] *** SUBJECT HERE ***", "leftover placeholder '*** SUBJECT HERE ***'"),
     ("0002-*", "\nSigned-off-by: Zcache Forge <zcache-forge@example.org>\n", "\n",
      "no Signed-off-by above the '---'"),
-    ("0003-*", "Subject: [PATCH 3/6] staging: zcache: compress swap pages through frontswap",
-     "Subject: [PATCH 3/6] staging: zcache: compress swap pages through frontswap and more words",
+    ("0004-*", "Subject: [PATCH 4/9] staging: zcache: compress swap pages through frontswap",
+     "Subject: [PATCH 4/9] staging: zcache: compress swap pages through frontswap and more words",
      "columns, more than 75"),
-    ("0004-*", "\nSigned-off-by:", "\nChanges in v2:\n- none\n\nSigned-off-by:",
+    ("0003-*", "\nSigned-off-by:", "\nChanges in v2:\n- none\n\nSigned-off-by:",
      "version changelog 'Changes in v2' above the '---'"),
-    ("0005-*", "Subject: [PATCH 5/6]", "Subject: [PATCH v2 5/6]",
+    ("0005-*", "Subject: [PATCH 5/9]", "Subject: [PATCH v2 5/9]",
      "Subject says v2, the series file says version 1"),
-    ("0001-*", "Subject: [PATCH 1/6]", "Subject: [PATCH 1/4]", "Subject numbers 1/4, expected 1/6"),
+    ("0001-*", "Subject: [PATCH 1/9]", "Subject: [PATCH 1/4]", "Subject numbers 1/4, expected 1/9"),
 ])
 def test_preflight_finds(world, tmp_path, glob, old, new, expect):
     s, folder, problems = broken_copy(world, tmp_path, lambda d: rewrite(d, glob, old, new))
