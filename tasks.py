@@ -29,7 +29,8 @@ def build_patches(c, series_file="series.yaml", series=None, out="patches", chec
 
 
 @task(iterable=["scenario"], help={
-    "scenario": "run this scenario (repeatable; default: basic, mixed, random, concurrent)",
+    "scenario": "run this scenario (repeatable; default: basic, mixed, random, concurrent, thp, memcg, "
+                "swap-devices, load-fail)",
     "series": "boot the tip of this series (default: the last one in the series file)",
     "series_file": "the series YAML (default: series.yaml)",
     "accel": "tcg or kvm (default: probe for a KVM that really boots, else tcg)",

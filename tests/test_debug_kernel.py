@@ -25,8 +25,8 @@ def run_debug(tmp_path, names: list[str]) -> list[dict]:
     return data["scenarios"]
 
 
-def test_debug_kernel_runs_basic_mixed_and_hotplug_without_splats(tmp_path):
-    scs = {sc["name"]: sc for sc in run_debug(tmp_path, ["basic", "mixed", "concurrent-hotplug"])}
+def test_debug_kernel_runs_basic_and_hotplug_without_splats(tmp_path):
+    scs = {sc["name"]: sc for sc in run_debug(tmp_path, ["basic", "concurrent-hotplug"])}
     for sc in scs.values():
         assert sc["splats"] == [] and sc["summary"]["corrupted"] == 0
     hotplug = [s for s in scs["concurrent-hotplug"]["steps"] if s.get("step") == "hotplug"]
@@ -46,3 +46,16 @@ def test_fault_injection_fails_puts_cleanly_and_leaks_nothing(tmp_path):
     for key in ("obj_count", "objnode_count", "pers_zpages", "pers_pageframes"):
         assert after[f"zcache.{key}"] == 0, key
     assert sc["summary"]["corrupted"] == 0 and sc["splats"] == []
+
+
+def test_debug_kernel_takes_the_distro_beating(tmp_path):
+    """Huge pages, a memory cgroup, two swap devices with swapoff under load, failed loads and
+    writeback at the pool limit, under KASAN, lockdep, DEBUG_VM and panic_on_warn."""
+    scs = {sc["name"]: sc for sc in run_debug(tmp_path, ["thp", "memcg", "swap-devices", "load-fail",
+                                                         "writeback"])}
+    for sc in scs.values():
+        assert sc["splats"] == [] and sc["summary"]["corrupted"] == 0, sc["name"]
+    assert scs["thp"]["counters"]["pressure"]["zcache.thp_refused"] > 0
+    assert scs["load-fail"]["summary"]["sigbus"] > 0
+    assert scs["writeback"]["counters"]["pressure"]["zcache.written_back_pages"] > 0
+    assert scs["memcg"]["counters"]["pressure"]["cgroup.stat_zswap"] > 0

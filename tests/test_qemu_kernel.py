@@ -82,6 +82,61 @@ def test_pool_limit_caps_the_page_frames(image, tmp_path):
     assert pressure["pswpout"] > 0  # what did not fit went to the disk
 
 
+def test_huge_pages_swap_out_whole_and_zcache_refuses_them(image, tmp_path):
+    """THP_SWAP on a non-rotational disk hands frontswap a huge page whole: zcache must refuse it
+    (the landed series stored its head and lost 511 subpages: 49,106 pages came back wrong), and
+    every page of the THP-backed workload verifies, with zcache and with zswap."""
+    for name, stored in (("thp", "zcache.pers_zpages_max"), ("thp-zswap", "zswap.stored_pages")):
+        r = run(image, name, tmp_path)
+        assert r.passed, (name, r.reasons)
+        pressure = r.counters["pressure"]
+        assert r.boot["thp_enabled"].startswith("[always]")
+        assert pressure["thp_fault_alloc"] > 0 and pressure["thp_swpout"] > 0, pressure
+        assert pressure[stored] > 0
+        assert all(w["thp"] and w["pages_corrupted"] == 0 and w["pages_sigbus"] == 0 for w in r.workloads)
+        run_rec = next(w for w in r.workloads if w["phase"] == "run")
+        assert run_rec["anon_huge_kib"] > 0  # the workload's memory really was in huge pages
+        if name == "thp":
+            assert pressure["zcache.thp_refused"] == pressure["thp_swpout"]
+
+
+def test_memcg_charges_compressed_pages_within_memory_max(image, tmp_path):
+    r = run(image, "memcg", tmp_path)
+    assert r.passed, r.reasons
+    pressure = r.counters["pressure"]
+    assert pressure["cgroup.max"] == 96 << 20
+    assert pressure["cgroup.stat_zswap"] > 0 and pressure["cgroup.stat_zswapped"] > 0  # zcache's pages
+    assert pressure["cgroup.peak"] <= pressure["cgroup.max"] + (1 << 20), pressure
+    assert pressure["cgroup.events_oom_kill"] == 0
+    assert r.summary["corrupted"] == 0 and r.summary["sigbus"] == 0
+    # swapoff freed every zpage, and with it every charge
+    assert r.counters["after-swapoff"]["cgroup.stat_zswap"] == 0
+
+
+def test_two_swap_devices_and_swapoff_under_load(image, tmp_path):
+    r = run(image, "swap-devices", tmp_path)
+    assert r.passed, r.reasons
+    cycles = [s for s in r.steps if s.get("step") == "swapoff-under-load"]
+    assert cycles and cycles[0]["cycles"] > 0 and cycles[0]["errors"] == 0, cycles
+    assert {s.get("device") for s in r.steps if s.get("step") == "swapoff"} == {"/dev/vda", "/dev/vdb"}
+    assert r.counters["pressure"]["zcache.pers_zpages_max"] > 0
+    assert r.counters["after-swapoff"]["zcache.obj_count"] == 0
+    assert r.summary["corrupted"] == 0
+
+
+def test_failed_loads_give_sigbus_never_stale_data(image, tmp_path):
+    """zcache's fault attribute fails some loads as a decompression error would: the task must get
+    SIGBUS for exactly those pages (memhog counts them as pages_sigbus) and never a wrong byte."""
+    r = run(image, "load-fail", tmp_path)
+    assert r.passed, r.reasons
+    assert r.counters["pressure"]["zcache.failed_pers_gets"] > 0
+    assert r.summary["sigbus"] > 0, "the failed loads must reach the task as SIGBUS"
+    assert r.summary["corrupted"] == 0, "a failed load was handed out as stale data"
+    # memhog's exit status 3: pages were lost, and none came back wrong
+    log = (tmp_path / "load-fail" / "console.log").read_text(errors="replace")
+    assert '{"kind":"exit","id":"w0","status":3}' in log
+
+
 def test_broken_kernel_fails_with_the_splat_quoted(tmp_path, capsys):
     """A temporary series with one extra patch that BUGs in zcache's store path.
 

@@ -21,8 +21,11 @@ ROOT = Path(__file__).resolve().parent.parent
 FRAGMENTS = (ROOT / "kconfig" / "guest.config", ROOT / "kconfig" / "zcache.config")
 # the debug kernel also runs zcache's KUnit suites at boot, under KASAN and lockdep
 DEBUG_FRAGMENTS = (*FRAGMENTS, ROOT / "kconfig" / "debug.config", ROOT / "kconfig" / "kunit.config")
-DEFAULT_SCENARIOS = ("basic", "mixed", "random", "concurrent")
-DEBUG_SCENARIOS = (*DEFAULT_SCENARIOS, "concurrent-hotplug", "fault-inject")
+# the distro's beating: huge pages, a memory cgroup, two swap devices with swapoff
+# under load, loads that fail
+DISTRO_SCENARIOS = ("thp", "memcg", "swap-devices", "load-fail")
+DEFAULT_SCENARIOS = ("basic", "mixed", "random", "concurrent", *DISTRO_SCENARIOS)
+DEBUG_SCENARIOS = (*DEFAULT_SCENARIOS, "writeback", "concurrent-hotplug", "fault-inject")
 DEBUG_CMDLINE = "panic_on_warn=1"   # a WARN is as bad as a BUG on the debug kernel
 DEBUG_SLOWDOWN = 3                  # KASAN and lockdep under TCG: allow this much longer
 DEBUG_RAM_SHARE = 4                 # the debug kernel's own use: about a quarter of the guest
