@@ -50,7 +50,7 @@ def qemu_test(c, scenario=None, series=None, series_file="series.yaml", accel=No
     "accel": "tcg or kvm (default: probe)",
     "json": "print the results as JSON instead of tables",
     "cover": "also write the table to the series file's cover_results file, for the cover letters",
-    "pool_percent": "RAM share, in percent, that zcache and zswap may each take (default 50)",
+    "pool_percent": "RAM share, in percent, that zcache and zswap may each take (default 20)",
     "disk": "swap-disk model: ssd (SATA SSD, 450 MiB/s, 10,000 IOPS), hdd (7,200 rpm, 150 MiB/s, "
             "150 IOPS) or host (unthrottled host file) (repeatable; default: ssd and host)",
 })

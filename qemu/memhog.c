@@ -946,8 +946,10 @@ int main(int argc, char **argv)
     } else {
         g_mem = map_base;
 #ifdef MADV_NOHUGEPAGE
-        /* Best effort: keep memory in base pages so swap works page by page. */
-        (void)madvise(g_mem, len, MADV_NOHUGEPAGE);
+        /* Keep memory in base pages so swap works page by page. */
+        if (madvise(g_mem, len, MADV_NOHUGEPAGE) != 0)
+            fprintf(stderr, "memhog: %s: madvise(MADV_NOHUGEPAGE): %s\n",
+                    g_id, strerror(errno));
 #endif
     }
 
