@@ -64,9 +64,19 @@ def test_variants_select_their_backend():
 def test_kernel_args_carry_the_job(tmp_path):
     path = write(tmp_path, GOOD.replace("timeout_s: 60", "timeout_s: 60\n    cmdline_extra: quiet"))
     s = load_scenarios(path).get("small")
-    assert s.kernel_args() == ["quiet", "zcf.name=small", "zcf.workloads=160:text:1:5",
-                               "zcf.recheck=1", "zcf.balloon=160"]
+    # the default 20% pool, scaled from the guest's RAM to the 128 MiB the workloads compete for
+    assert s.kernel_args() == ["zcache.max_pool_percent=9", "quiet", "zcf.name=small",
+                               "zcf.workloads=160:text:1:5", "zcf.recheck=1", "zcf.balloon=160"]
     assert s.guest_ram_mib == 128 + 160
+
+
+def test_a_pool_limit_the_scenario_sets_is_kept(tmp_path):
+    extra = "timeout_s: 60\n    cmdline_extra: zcache.max_pool_percent=3"
+    path = write(tmp_path, GOOD.replace("timeout_s: 60", extra))
+    s = load_scenarios(path).get("small")
+    assert s.pool_args() == [] and "zcache.max_pool_percent=3" in s.kernel_args()
+    no_balloon = load_scenarios(write(tmp_path, GOOD + "    swapoff_recheck: false\n")).get("small")
+    assert no_balloon.pool_args() == []
 
 
 def test_no_balloon_without_recheck(tmp_path):

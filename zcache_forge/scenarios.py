@@ -22,6 +22,8 @@ ZPOOLS = ("zbud", "zsmalloc")
 PATTERNS = ("zero", "text", "mixed", "random")
 PHASES = ("before", "pressure", "after-swapoff", "after")
 MAX_WORKLOADS = 4
+# zcache's and zswap's default pool, in percent of RAM (series.yaml knobs.zcache.max_pool_percent)
+DEFAULT_POOL_PERCENT = 20
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 # "pressure zcache.compress_poor > 0": phase, counter key, operator, integer
 EXPECT_RE = re.compile(r"^\s*(\S+)\s+([A-Za-z0-9_.-]+)\s*(==|!=|>=|<=|>|<)\s*(-?\d+)\s*$")
@@ -128,9 +130,21 @@ class Scenario:
             *([f"zcf.loadfail={self.load_fail_percent}"] if self.load_fail_percent else []),
         ]
 
+    def pool_args(self) -> list[str]:
+        """The backend's default pool as a share of the RAM the workloads compete for.
+
+        The balloon is RAM as well, so zcache and zswap would size their default pools from
+        memory_mib + balloon_mib and take a larger share of what the workloads really have
+        (on the debug kernel, with THP's raised watermarks, that ended in an OOM kill).
+        Unless the scenario sets the limit itself, it is scaled to memory_mib."""
+        if not self.balloon_mib or self.backend == "none" or "max_pool_percent=" in self.cmdline_extra:
+            return []
+        percent = max(1, round(DEFAULT_POOL_PERCENT * self.memory_mib / self.guest_ram_mib))
+        return [f"{self.backend}.max_pool_percent={percent}"]
+
     def kernel_args(self) -> list[str]:
-        """Backend selection, the user's extra parameters, then the job."""
-        return self.backend_args() + self.cmdline_extra.split() + self.job_args()
+        """Backend selection and pool, the user's extra parameters, then the job."""
+        return self.backend_args() + self.pool_args() + self.cmdline_extra.split() + self.job_args()
 
 
 @dataclass(frozen=True)
