@@ -233,12 +233,13 @@ def load(path: Path, template_dir: Path | None = None) -> SeriesFile:
     knobs = c.mapping(top.get("knobs"), "knobs", {"zcache", "tmem", "zbud"}, set())
     zc = c.mapping(knobs.get("zcache", {}), "knobs.zcache",
                    {"compressor", "poor_percent", "poor_percent_max", "max_pool_percent",
-                    "swap_obj_bits"}, set())
+                    "accept_threshold_percent", "swap_obj_bits"}, set())
     if zc.get("compressor") not in COMPRESSORS and "compressor" in zc:
         c.fail("knobs.zcache.compressor", f"{zc['compressor']!r} is not one of {', '.join(COMPRESSORS)}")
     c.integer(zc.get("poor_percent"), "knobs.zcache.poor_percent", 1, 95)
     c.integer(zc.get("poor_percent_max"), "knobs.zcache.poor_percent_max", 1, 95)
     c.integer(zc.get("max_pool_percent"), "knobs.zcache.max_pool_percent", 1, 100)
+    c.integer(zc.get("accept_threshold_percent"), "knobs.zcache.accept_threshold_percent", 1, 100)
     c.integer(zc.get("swap_obj_bits"), "knobs.zcache.swap_obj_bits", 0, 16)
     tm = c.mapping(knobs.get("tmem", {}), "knobs.tmem", {"hash_bucket_bits", "objnode_shift"}, set())
     c.integer(tm.get("hash_bucket_bits"), "knobs.tmem.hash_bucket_bits", 1, 12)
