@@ -39,7 +39,12 @@ def test_overpool_bench_on_an_ssd(tmp_path, capsys):
         assert run["metrics"]["corrupted"] == 0
     assert rc == 0
     fig = {name: cell["figures"] for name, cell in cells.items()}
-    assert fig["zcache"]["pswpout"]["median"] <= fig["zswap-zbud"]["pswpout"]["median"]
+    # At the pool limit zcache and zswap follow the same policy (write the LRU frame back, then
+    # refuse stores until the pool is below 90%), so the two write about as much: one run each
+    # measured 153,924 and 153,767 pages (0.1% apart), 149,485 for zswap in another. One run is
+    # no median; allow 2% for what differs from run to run, and far less than plain swap.
+    assert fig["zcache"]["pswpout"]["median"] <= 1.02 * fig["zswap-zbud"]["pswpout"]["median"]
+    assert fig["zcache"]["pswpout"]["median"] < 0.9 * fig["plain-swap"]["pswpout"]["median"]
     assert fig["zcache"]["written_back"]["median"] > 0
     assert 0 <= fig["zcache"]["hit_rate"]["median"] <= 1
     md = (results / "bench.md").read_text()
