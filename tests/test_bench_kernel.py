@@ -40,10 +40,11 @@ def test_overpool_bench_on_an_ssd(tmp_path, capsys):
     assert rc == 0
     fig = {name: cell["figures"] for name, cell in cells.items()}
     # At the pool limit zcache and zswap follow the same policy (write the LRU frame back, then
-    # refuse stores until the pool is below 90%), so the two write about as much: one run each
-    # measured 153,924 and 153,767 pages (0.1% apart), 149,485 for zswap in another. One run is
-    # no median; allow 2% for what differs from run to run, and far less than plain swap.
-    assert fig["zcache"]["pswpout"]["median"] <= 1.02 * fig["zswap-zbud"]["pswpout"]["median"]
+    # refuse stores until the pool is below 90%), but zcache counts tmem's metadata (about 1.2 MiB
+    # here) against its budget and zswap does not count its entries, so zcache holds a little
+    # fewer pages: measured 153,924 and 153,779 pages written against zswap's 153,767, 149,485
+    # and 149,162 (up to 3% more). Not "no more than zswap": within 5%, and far below plain swap.
+    assert fig["zcache"]["pswpout"]["median"] <= 1.05 * fig["zswap-zbud"]["pswpout"]["median"]
     assert fig["zcache"]["pswpout"]["median"] < 0.9 * fig["plain-swap"]["pswpout"]["median"]
     assert fig["zcache"]["written_back"]["median"] > 0
     assert 0 <= fig["zcache"]["hit_rate"]["median"] <= 1
