@@ -46,7 +46,7 @@ DEFAULT_SCENARIOS = ("bench-mixed", "bench-zero", "bench-text")
 # The RAM budget every compressing backend gets (zcache.max_pool_percent= and
 # zswap.max_pool_percent=): the same for both, so density and swap I/O compare
 # at equal cost. zswap's own default is 20, zcache's is the series' knob.
-POOL_PERCENT_DEFAULT = 20  # zswap's default, and zcache's
+POOL_PERCENT_DEFAULT = scenarios.DEFAULT_POOL_PERCENT  # zswap's default, and zcache's
 # A device with a real device's speed, so the time compression saves shows; and the host file,
 # as before, for comparison. The first throttled model is the one the swap I/O figures come from.
 DEFAULT_DISKS = ("ssd", "host")

@@ -134,16 +134,12 @@ def _apply_op(r: Renderer, tree: _Tree, op: Op, ctx: dict[str, Any], where: str)
         else:
             at = _find_line(text, a["before"], a["path"], where)
         return [Change(a["path"], (text[:at] + body + text[at:]).encode())]
-    if op.kind == "remove":
-        if text.count(body) != 1:
-            found = text.count(body)
-            raise ForgeError(f"{where}: text to remove found {found} times in {a['path']}, expected once")
-        return [Change(a["path"], text.replace(body, "", 1).encode())]
-    if op.kind == "replace":
-        if text.count(a["old"]) != 1:
-            found = text.count(a["old"])
-            raise ForgeError(f"{where}: text to replace found {found} times in {a['path']}, expected once")
-        return [Change(a["path"], text.replace(a["old"], body, 1).encode())]
+    if op.kind in ("remove", "replace"):
+        old, new = (body, "") if op.kind == "remove" else (a["old"], body)
+        found = text.count(old)
+        if found != 1:
+            raise ForgeError(f"{where}: text to {op.kind} found {found} times in {a['path']}, expected once")
+        return [Change(a["path"], text.replace(old, new, 1).encode())]
     if op.kind in ("block", "remove_block"):
         first = body.splitlines()[0] if op.kind == "block" else a["first_line"]
         hits = [m.start() for m in re.finditer(r"^" + re.escape(first) + r"$", text, re.M)]
