@@ -68,6 +68,8 @@ def build_patches(series_file: Path, out: Path, only: list[str] | None, check: b
                              f"{pb.status} {pb.seconds:.0f} s" if pb else "-"])
         data = {
             "kernel_base": res.kernel_base,
+            "base_version": res.base_version,
+            "base_notice": res.base_notice,
             "seconds": round(res.seconds, 2),
             "series": [{"name": s.name, "version": s.version, "branch": s.branch, "tip": s.tip,
                         "files": [str(f) for f in s.files]} for s in res.series],
@@ -79,7 +81,7 @@ def build_patches(series_file: Path, out: Path, only: list[str] | None, check: b
             print(jsonlib.dumps(data, indent=2))
         else:
             print(table(["series", "version", "file", "checkpatch E/W/C", "build"], rows))
-            print(f"kernel base {res.kernel_base[:12]}; {sum(len(s.files) for s in res.series)} files "
+            print(f"kernel base {res.kernel_base[:12]} (Linux {res.base_version}); {sum(len(s.files) for s in res.series)} files "
                   f"in {res.seconds:.1f} s")
             if not build:
                 print("not build-checked: `invoke build-patches --build` builds after every patch "

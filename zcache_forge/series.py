@@ -28,6 +28,7 @@ OP_FIELDS: dict[str, tuple[set[str], set[str]]] = {
     "remove_block": ({"path", "first_line"}, set()),
 }
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+VERSION_RE = re.compile(r"^\d+\.\d+\.\d+\S*$")  # a kernel version: 6.1.192
 EMAIL_RE = re.compile(r"^[^@\s<>]+@[^@\s<>]+$")
 
 
@@ -69,6 +70,7 @@ class Base:
     tarball: Path | None
     tree: Path | None
     ref: str | None
+    made_on: str | None = None  # kernel version (6.1.192) the committed patches/ were made on
 
 
 @dataclass(frozen=True)
@@ -218,7 +220,7 @@ def load(path: Path, template_dir: Path | None = None) -> SeriesFile:
     if not top:
         raise ForgeError("\n".join(c.problems))
 
-    base_raw = c.mapping(top.get("base", {}), "base", set(), {"tarball", "tree", "ref"})
+    base_raw = c.mapping(top.get("base", {}), "base", set(), {"tarball", "tree", "ref", "made_on"})
     if "tree" in base_raw and "tarball" in base_raw:
         c.fail("base", "give either 'tarball' or 'tree' (with 'ref'), not both")
     if "tree" in base_raw and "ref" not in base_raw:
@@ -227,7 +229,8 @@ def load(path: Path, template_dir: Path | None = None) -> SeriesFile:
     if tree is not None and not (tree / ".git").exists() and not (tree / "HEAD").is_file():
         c.fail("base.tree", f"{tree} is not a git repository")
     tarball = None if tree else Path(base_raw.get("tarball", DEFAULT_TARBALL))
-    base = Base(tarball=tarball, tree=tree, ref=base_raw.get("ref"))
+    made_on = c.string(base_raw["made_on"], "base.made_on", VERSION_RE) if "made_on" in base_raw else None
+    base = Base(tarball=tarball, tree=tree, ref=base_raw.get("ref"), made_on=made_on)
 
     author = c.mapping(top.get("author"), "author", {"name", "email"}, set())
     knobs = c.mapping(top.get("knobs"), "knobs", {"zcache", "tmem", "zbud"}, set())
