@@ -53,7 +53,8 @@ def record(path: Path, version: str) -> None:
     start = next((i for i, line in enumerate(lines) if re.match(r"^base:\s*(#.*)?$", line)), None)
     if start is None:
         if any(re.match(r"^base:", line) for line in lines):
-            log.warning("%s: base is not a block mapping; add `made_on: \"%s\"` to it yourself", path, version)
+            log.warning("%s: base is not a block mapping; add `made_on: \"%s\"` to it yourself",
+                        path, version)
             return
         new = text.rstrip("\n") + f"\n\nbase:\n  {value}\n"
     else:

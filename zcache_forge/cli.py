@@ -81,8 +81,8 @@ def build_patches(series_file: Path, out: Path, only: list[str] | None, check: b
             print(jsonlib.dumps(data, indent=2))
         else:
             print(table(["series", "version", "file", "checkpatch E/W/C", "build"], rows))
-            print(f"kernel base {res.kernel_base[:12]} (Linux {res.base_version}); {sum(len(s.files) for s in res.series)} files "
-                  f"in {res.seconds:.1f} s")
+            print(f"kernel base {res.kernel_base[:12]} (Linux {res.base_version}); "
+                  f"{sum(len(s.files) for s in res.series)} files in {res.seconds:.1f} s")
             if not build:
                 print("not build-checked: `invoke build-patches --build` builds after every patch "
                       "(send-patches needs it)")
@@ -263,6 +263,10 @@ def send_patches(series_file: Path, out: Path, names: list[str] | None, send: bo
         for s in chosen:  # pre-flight checks of every series before any get_maintainer.pl run
             preflight.checked_patches(s, out)
         plans = [sendmail.make_plan(sf, s, out, who) for s in chosen]
+        sent_before = [x for x in map(sendmail.already_sent, plans) if x]
+        if send and sent_before and not force:
+            raise ForgeError("refusing to send again: " + "; ".join(sent_before) + "; bump the version in "
+                             f"{series_file.name}, or pass --force (the new send is added to the record)")
         for p in plans:
             print(sendmail.describe(p, smtp, missing[p.series]) + "\n")
         prepared = [sendmail.prepare(p, smtp, cwd) for p in plans]  # all dry runs pass before any send

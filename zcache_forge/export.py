@@ -14,10 +14,14 @@ from .apply import NOTES_REF, start_ref
 from .checkpatch import is_cover
 from .errors import ForgeError
 from .kernel import git_cmd, ident_env
+from .sentrecord import FILE as SENT_RECORD
 from .series import Series, SeriesFile
 
 SUBJECT_PLACEHOLDER = "*** SUBJECT HERE ***"
 BLURB_PLACEHOLDER = "*** BLURB HERE ***"
+
+# Files of a version folder that format_patch keeps when it rewrites the folder.
+KEEP = (SENT_RECORD,)
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +105,9 @@ def format_patch(repo: git.Repo, sf: SeriesFile, series: Series, kernel_base: st
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    for name in KEEP:  # what send-patches recorded stays with the version, whatever is regenerated
+        if (out / name).is_file():
+            shutil.copy2(out / name, tmp / name)
     if out.exists():
         old = out.parent / f".{out.name}.old-{os.getpid()}"
         out.rename(old)
