@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import email
 import io
+import logging
 import mailbox
 import os
 import re
@@ -26,7 +27,18 @@ import pytest
 import yaml
 from git import Repo as GitRepo
 
-from zcache_forge import checkpatch, cli, kernel, pipeline, preflight, recipients, sendmail, series, stamps
+from zcache_forge import (
+    checkpatch,
+    cli,
+    kernel,
+    pipeline,
+    preflight,
+    recipients,
+    sendmail,
+    sentrecord,
+    series,
+    stamps,
+)
 from zcache_forge.errors import ForgeError
 from zcache_forge.kernel import import_tarball
 from zcache_forge.patchfile import address, read_folder
@@ -282,9 +294,28 @@ def test_received_mbox_applies_with_git_am_and_gives_the_same_trees(sent_v1, tmp
         "Zcache Forge <zcache-forge@example.org>\nstaging: zcache: add the tmem key-value core"
 
 
-def test_v2_has_changelog_and_range_diff_keeps_v1_and_replies_to_it(world, smtp, tmp_path):
-    v1 = snapshot(world / "patches" / "zcache-staging" / "v1")
-    v1_key = stamps.folder_key(world / "patches" / "zcache-staging" / "v1")
+def test_v2_has_changelog_and_range_diff_keeps_v1_and_replies_to_it(world, smtp, caplog):
+    """v1 is sent (sent.yaml records it), then regenerated with another date (its files, and the
+    Message-Ids derived from them, change), then v2: its cover letter replies to the Message-Id
+    v1 really went out with, from the record, not to one recomputed from v1's files."""
+    caplog.set_level(logging.INFO, logger="zcache_forge")
+    v1_dir = world / "patches" / "zcache-staging" / "v1"
+    stamp_all(world)
+    assert send(world, smtp, ["zcache-staging"], really=True) == 0
+    sent_v1_cover = smtp.received[0].msg["Message-Id"]
+    assert "-v1-0-" in sent_v1_cover
+    assert sentrecord.load(v1_dir).cover_message_id() == sent_v1_cover
+    progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("sent ")]
+    assert [p.split(" zcache-staging")[0] for p in progress] == [f"sent {i}/10" for i in range(1, 11)]
+    smtp.received.clear()
+
+    edit(world, lambda d: d.update(date="2026-11-28 10:00:00 +0000"))
+    pipeline.build_patches(world / "series.yaml", world / "patches")  # v1 regenerated after the send
+    assert (v1_dir / "sent.yaml").is_file()  # kept: it belongs to the version, not to its files
+    v1 = snapshot(v1_dir)
+    v1_key = stamps.folder_key(v1_dir)
+    recomputed = f"<20261127-zcache-staging-7d3e91-v1-0-{v1_key[:12]}@example.org>"
+    assert recomputed != sent_v1_cover
 
     def bump(d):
         s = d["series"][0]
@@ -296,7 +327,7 @@ def test_v2_has_changelog_and_range_diff_keeps_v1_and_replies_to_it(world, smtp,
     zbud = world / "templates" / "zcache" / "zbud.c.j2"
     zbud.write_text(zbud.read_text() + "/* v2: the fullest frame that fits */\n")
     pipeline.build_patches(world / "series.yaml", world / "patches")
-    assert snapshot(world / "patches" / "zcache-staging" / "v1") == v1
+    assert snapshot(v1_dir) == v1
     cover = (world / "patches" / "zcache-staging" / "v2" / "v2-0000-cover-letter.patch").read_text()
     assert "Subject: [PATCH v2 0/9]" in cover
     assert "Changes in v2:\n- zbud: pick the fullest frame that fits" in cover
@@ -316,11 +347,23 @@ def test_v2_has_changelog_and_range_diff_keeps_v1_and_replies_to_it(world, smtp,
     thread = smtp.received
     assert [subject(r)[:14] for r in thread] == [f"[PATCH v2 {i}/9]" for i in range(10)]
     v2_cover = thread[0].msg["Message-Id"]
-    v1_cover = f"<20261127-zcache-staging-7d3e91-v1-0-{v1_key[:12]}@example.org>"
-    assert "-v2-0-" in v2_cover and thread[0].msg["In-Reply-To"] == v1_cover
+    assert "-v2-0-" in v2_cover and thread[0].msg["In-Reply-To"] == sent_v1_cover
     for r in thread[1:]:
         assert r.msg["In-Reply-To"] == v2_cover
-        assert r.msg["References"].split() == [v1_cover, v2_cover]
+        assert r.msg["References"].split() == [sent_v1_cover, v2_cover]
+
+
+def test_v2_without_a_record_of_v1_has_no_in_reply_to(world, smtp, caplog):
+    def bump(d):
+        d["series"][1].update(version=2, in_reply_to_previous=True)
+
+    edit(world, bump)
+    pipeline.build_patches(world / "series.yaml", world / "patches")
+    caplog.clear()
+    assert send(world, smtp, ["zcache-promote"], really=False) == 0
+    said = [r.getMessage() for r in caplog.records if "sent.yaml not found" in r.getMessage()]
+    assert len(said) == 1 and "the cover letter gets no In-Reply-To" in said[0], said
+    assert "zcache-promote/v1/sent.yaml" in said[0]
 
 
 def test_range_diff_on_a_new_machine_rebuilds_v1_from_patches(world):
