@@ -530,3 +530,71 @@ def test_git_config_adding_recipients_is_caught_by_the_dry_run(world, smtp, tmp_
     assert "git send-email --dry-run does not match the plan" in err
     assert "extra: ['spy@example.net']" in err and "check your sendemail.* git config" in err
     assert smtp.received == []
+
+
+# --- what was sent, a fresh clone, progress -------------------------------------------------
+
+
+def test_real_send_writes_the_sent_record(sent_v1):
+    """sent.yaml per version: every message's Message-Id, Date, To/Cc as received, and the command."""
+    proj, server = sent_v1["proj"], sent_v1["server"]
+    for name, change_id in (("zcache-staging", "zcache-staging-7d3e91"),
+                            ("zcache-promote", "zcache-promote-c41a08")):
+        rec = sentrecord.load(proj / "patches" / name / "v1")
+        assert rec is not None and len(rec.sends) == 1
+        send_ = rec.sends[0]
+        assert send_["complete"] is True and send_["command"][:2] == ["git", "send-email"]
+        assert "--dry-run" not in send_["command"]
+        thread = thread_of(server, change_id)
+        assert [m["message_id"] for m in send_["messages"]] == [r.msg["Message-Id"] for r in thread]
+        assert [m["date"] for m in send_["messages"]] == [r.msg["Date"] for r in thread]
+        files = sorted(p.name for p in (proj / "patches" / name / "v1").glob("*.patch"))
+        assert [m["file"] for m in send_["messages"]] == files
+        for m, r in zip(send_["messages"], thread, strict=True):
+            assert {address(a) for a in m["to"]} == addresses(r.msg["To"])
+            assert {address(a) for a in m["cc"]} == addresses(r.msg["Cc"])
+            assert {a.lower() for a in m["envelope"]} == {a.lower() for a in r.rcpt}
+        assert rec.cover_message_id() == thread[0].msg["Message-Id"]
+    # the record is not a patch file: the check stamps' key and the pre-flight ignore it
+    s = series.load(proj / "series.yaml").get("zcache-promote")
+    assert len(preflight.checked_patches(s, proj / "patches")) == 3
+
+
+def test_a_sent_version_is_not_sent_again_without_force(world, smtp, capsys):
+    stamp_all(world)
+    assert send(world, smtp, ["zcache-promote"], really=True) == 0
+    assert send(world, smtp, ["zcache-promote"], really=True) == 1
+    assert "refusing to send again: " in capsys.readouterr().err
+    assert len(smtp.received) == 3
+    assert send(world, smtp, ["zcache-promote"], really=True, force=True) == 0
+    assert len(sentrecord.load(world / "patches" / "zcache-promote" / "v1").sends) == 2
+
+
+def dry_plan(proj: Path, server: Server, capsys) -> str:
+    """The dry run's plan (recipients, Message-Ids, threading), without git send-email's log."""
+    assert send(proj, server, None, really=False) == 0
+    out = capsys.readouterr().out
+    return out[:out.index("--- git send-email --dry-run")]
+
+
+def test_fresh_clone_dry_run_needs_no_build_patches(world, smtp, tmp_path, monkeypatch, capsys, caplog):
+    """A clone has patches/ but its cache has no branches: send-patches rebuilds the tips from the
+    committed files (on the recorded base-commit) and plans exactly what it plans after build-patches."""
+    caplog.set_level(logging.INFO, logger="zcache_forge")
+    with_branches = dry_plan(world, smtp, capsys)
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    for part in ("series.yaml", "templates", "patches"):
+        src = world / part
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, clone / part)
+    monkeypatch.setenv("ZCACHE_FORGE_CACHE", str(tmp_path / "fresh-cache"))
+    caplog.clear()
+    fresh = dry_plan(clone, smtp, capsys)
+    assert fresh == with_branches.replace(str(world), str(clone))
+    assert "NOT passed: checkpatch, build (sending needs --force)" in fresh
+    rebuilt = [r.getMessage() for r in caplog.records if "no branch in the cache; rebuilt" in r.getMessage()]
+    assert len(rebuilt) == 2, rebuilt
+    assert smtp.received == []
+    # sending from the clone still needs the checks (or --force): the stamps are per machine
+    assert send(clone, smtp, ["zcache-promote"], really=True) == 1
+    assert "refusing to send: checks have not passed" in capsys.readouterr().err
