@@ -71,7 +71,8 @@ def setup(c):
     "series": "send this series (repeatable; default: all, in series file order)",
     "series_file": "the series YAML (default: series.yaml)",
     "send": "really send (default: dry run, which only shows what would be sent)",
-    "force": "send even if checkpatch has not passed for exactly these files",
+    "force": "send even if the checks have not passed for exactly these files, or the version was "
+             "already sent (patches/<series>/v<N>/sent.yaml)",
     "smtp_server": "SMTP server (default: git config sendemail.smtpServer)",
     "smtp_port": "SMTP port (default: git config sendemail.smtpServerPort)",
     "smtp_user": "SMTP user (default: git config sendemail.smtpUser; password from "

@@ -598,3 +598,29 @@ def test_fresh_clone_dry_run_needs_no_build_patches(world, smtp, tmp_path, monke
     # sending from the clone still needs the checks (or --force): the stamps are per machine
     assert send(clone, smtp, ["zcache-promote"], really=True) == 1
     assert "refusing to send: checks have not passed" in capsys.readouterr().err
+
+
+class RejectThird(Collect):
+    async def handle_DATA(self, smtp, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
+        if len(self.server.received) == 2:
+            return "554 rejected by the test"
+        return await super().handle_DATA(smtp, session, envelope)
+
+
+def test_a_send_failing_half_way_records_what_went_out(world, capsys):
+    from aiosmtpd.controller import Controller
+
+    stamp_all(world)
+    server = Server(free_port())
+    controller = Controller(RejectThird(server), hostname="127.0.0.1", port=server.port)
+    controller.start()
+    try:
+        assert send(world, server, ["zcache-staging"], really=True) == 1
+    finally:
+        controller.stop()
+    err = capsys.readouterr().err
+    assert "failed (exit" in err and "after 2 of 10 messages" in err, err
+    rec = sentrecord.load(world / "patches" / "zcache-staging" / "v1")
+    assert rec is not None and rec.sends[0]["complete"] is False
+    went_out = [r.msg["Message-Id"] for r in server.received]
+    assert [m["message_id"] for m in rec.sends[0]["messages"]] == went_out

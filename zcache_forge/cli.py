@@ -269,6 +269,8 @@ def send_patches(series_file: Path, out: Path, names: list[str] | None, send: bo
                              f"{series_file.name}, or pass --force (the new send is added to the record)")
         for p in plans:
             print(sendmail.describe(p, smtp, missing[p.series]) + "\n")
+        for x in sent_before:
+            print(f"note: {x}; sending it again needs --force\n")
         prepared = [sendmail.prepare(p, smtp, cwd) for p in plans]  # all dry runs pass before any send
         total = sum(len(p.messages) for p in plans)
         if not send:
