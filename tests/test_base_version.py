@@ -105,6 +105,10 @@ def mini_tarball(tmp_path: Path, sublevel: int = 7) -> Path:
     """The mini kernel as an uncompressed tarball with one top-level directory, as Debian's."""
     tar = tmp_path / "linux-source-6.1.tar"
     with tarfile.open(tar, "w") as t:
+        for d in ("linux-source-6.1", "linux-source-6.1/mm"):
+            info = tarfile.TarInfo(d)
+            info.type = tarfile.DIRTYPE
+            t.addfile(info)
         for name, text in MINI_FILES.items():
             data = text.replace("SUBLEVEL = 0", f"SUBLEVEL = {sublevel}").encode()
             info = tarfile.TarInfo(f"linux-source-6.1/{name}")

@@ -119,9 +119,15 @@ def import_tarball(repo: git.Repo, tarball: Path) -> str:
 def _with_progress(argv: list, what: str, total: int | None, step: str,
                    env: dict[str, str] | None = None) -> int:
     """Run a command that prints one line per file (tar -v, git add -v), showing the count
-    (of `total`, when known) as it goes; return the number of lines."""
+    (of `total`, when known) as it goes; return the number of files (directories, which tar
+    lists with a trailing '/', are not counted)."""
     progress = Progress(what, total)
-    rc, _, err = stream(argv, lambda _line: progress.step(), env=env)
+
+    def on_line(line: str) -> None:
+        if line and not line.endswith("/"):
+            progress.step()
+
+    rc, _, err = stream(argv, on_line, env=env)
     if rc != 0:
         tail = "\n".join(err.strip().splitlines()[-15:])
         raise ForgeError(f"{step} failed (exit {rc}): {' '.join(map(str, argv))}\n{tail}")
