@@ -37,20 +37,23 @@ USER_CACHES = tuple(dict.fromkeys(
 USER_CCACHE_DIR = os.environ.get("CCACHE_DIR") or None
 
 
+TOOL_TARBALL = series.DEFAULT_TARBALL  # before pytest_configure may replace it
+
+
 def tarball() -> Path:
     """The Debian tarball the tests would use: $ZCACHE_FORGE_TEST_TARBALL (a missing path shows
     the fast tests do without it), else the tool's default."""
-    return Path(os.environ.get(TEST_TARBALL_ENV) or series.DEFAULT_TARBALL)
+    return Path(os.environ.get(TEST_TARBALL_ENV) or TOOL_TARBALL)
 
 
-NEEDS_TARBALL = f"needs {series.DEFAULT_TARBALL}: apt-get install linux-source-6.1"
+NEEDS_TARBALL = f"needs {TOOL_TARBALL}: apt-get install linux-source-6.1"
 
 
 def needs_tarball_reason() -> str | None:
     t = tarball()
     if t.is_file():
         return None
-    return NEEDS_TARBALL if t == series.DEFAULT_TARBALL else f"{NEEDS_TARBALL} (looked at {t})"
+    return NEEDS_TARBALL if t == TOOL_TARBALL else f"{NEEDS_TARBALL} (looked at {t})"
 
 
 def default_test_ccache() -> Path:
