@@ -71,9 +71,21 @@ def _inside(path: Path, parents: tuple[Path, ...]) -> bool:
 
 
 def pytest_configure(config) -> None:
+    parent = os.environ.get(TEST_CACHE_ENV)
+    if parent and _inside(Path(parent).expanduser(), USER_CACHES):
+        raise pytest.UsageError(f"{TEST_CACHE_ENV}={parent} is inside the user's zcache-forge cache "
+                                f"({', '.join(map(str, USER_CACHES))}); the tests never use it")
     if os.environ.get(TEST_TARBALL_ENV):
         # a series file without base.tarball (mini projects copy series.yaml) gets this one
         series.DEFAULT_TARBALL = tarball()
+
+
+_kept: list[Path] = []
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    for d in _kept:
+        terminalreporter.write_line(f"zcache-forge test cache kept: {d}")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -82,8 +94,6 @@ def session_cache(request, tmp_path_factory) -> Iterator[Path]:
     directory per config, one src worktree per run, held under the tool's cache lock."""
     parent = os.environ.get(TEST_CACHE_ENV)
     if parent:
-        if _inside(Path(parent).expanduser(), USER_CACHES):
-            raise pytest.UsageError(f"{TEST_CACHE_ENV}={parent} is inside the user's zcache-forge cache")
         Path(parent).expanduser().mkdir(parents=True, exist_ok=True)
         d = Path(tempfile.mkdtemp(prefix="run-", dir=Path(parent).expanduser()))
     else:
@@ -95,7 +105,7 @@ def session_cache(request, tmp_path_factory) -> Iterator[Path]:
         with cachelock.held(d, "pytest session", timeout_s=0):
             yield d
     if request.session.testsfailed or os.environ.get(KEEP_ENV) == "1":
-        print(f"\nzcache-forge test cache kept: {d}")
+        _kept.append(d)  # named in the terminal summary
     else:
         shutil.rmtree(d, ignore_errors=True)  # a kernel import and builds: gigabytes
 

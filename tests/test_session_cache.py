@@ -12,7 +12,7 @@ import pytest
 from zcache_forge import build, cachelock, kernel
 from zcache_forge.errors import ForgeError
 
-from .conftest import TEST_CACHE_ENV, USER_CACHES
+from .conftest import TEST_CACHE_ENV, TEST_TARBALL_ENV, USER_CACHES, needs_tarball_reason
 
 
 def test_the_session_cache_is_this_runs_and_not_the_users(session_cache, tmp_path_factory):
@@ -59,3 +59,10 @@ def test_holding_one_cache_does_not_hold_another(tmp_path, session_cache):
     finally:
         p.kill()
         p.wait()
+
+
+def test_without_the_tarball_the_reason_names_the_package(tmp_path, monkeypatch):
+    missing = tmp_path / "linux-source-6.1.tar.xz"
+    monkeypatch.setenv(TEST_TARBALL_ENV, str(missing))
+    assert needs_tarball_reason() == ("needs /usr/src/linux-source-6.1.tar.xz: apt-get install "
+                                      f"linux-source-6.1 (looked at {missing})")
