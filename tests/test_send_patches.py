@@ -1,11 +1,12 @@
 """send-patches: a real SMTP round trip on the mini kernel, with the kernel's real get_maintainer.pl.
 
 The mini kernel gets the real scripts/get_maintainer.pl and the real MAINTAINERS of the Linux 6.1
-base (read from the tool's cache, where build-patches imported the base), so the recipients are
-what they would be upstream. Messages go through git send-email to an aiosmtpd server on
-127.0.0.1; the received mbox is applied with git am. Checkpatch cannot run on the mini kernel (no
-checkpatch.pl and its data files), so the check stamps are recorded directly where a test needs
-them; the stamping by build-patches itself is tested with a stubbed checkpatch."""
+base (read from Debian's tarball by conftest's linux_base_files; without the tarball these tests
+skip), so the recipients are what they would be upstream. Messages go through git send-email to
+an aiosmtpd server on 127.0.0.1; the received mbox is applied with git am. Checkpatch cannot run
+on the mini kernel (no checkpatch.pl and its data files), so the check stamps are recorded
+directly where a test needs them; the stamping by build-patches itself is tested with a stubbed
+checkpatch."""
 
 from __future__ import annotations
 
@@ -24,45 +25,30 @@ from pathlib import Path
 
 import pytest
 import yaml
-from git import Repo as GitRepo
 
 from zcache_forge import checkpatch, cli, kernel, pipeline, preflight, recipients, sendmail, series, stamps
 from zcache_forge.errors import ForgeError
-from zcache_forge.kernel import import_tarball
 from zcache_forge.patchfile import address, read_folder
-from zcache_forge.series import DEFAULT_TARBALL
 
 from .conftest import MINI_FILES, git, make_project
 from .test_build_patches import snapshot
 
-# The tool's real cache: its kernel.git holds the imported Linux 6.1 base (and the worktree src/).
-REAL_CACHE = Path(os.environ.get("ZCACHE_FORGE_CACHE", Path.home() / ".cache" / "zcache-forge"))
 SENDER = "zcache-forge@example.org"
 
 
 # --- the world: a mini kernel with the real get_maintainer.pl and MAINTAINERS, a project, a cache ---
 
 
-def real_base_file(path: str) -> bytes:
-    """A file of the real Linux 6.1 base as imported by build-patches (the same bytes as in the
-    worktree ~/.cache/zcache-forge/src, which the series does not change for these files)."""
-    git_dir = REAL_CACHE / "kernel.git"
-    if not (git_dir / "HEAD").is_file():
-        subprocess.run(["git", "init", "-q", "--bare", str(git_dir)], check=True)
-    base = import_tarball(GitRepo(git_dir), DEFAULT_TARBALL)  # once; later calls reuse the import
-    return subprocess.run(["git", "--git-dir", str(git_dir), "show", f"{base}:{path}"], check=True,
-                          capture_output=True).stdout
-
-
-def make_world(root: Path, env: pytest.MonkeyPatch) -> Path:
-    """Mini kernel + project copy + private cache and git config; returns the project directory."""
+def make_world(root: Path, env: pytest.MonkeyPatch, base_files: dict[str, bytes]) -> Path:
+    """Mini kernel with the real MAINTAINERS and get_maintainer.pl (`base_files`) + project copy +
+    private cache and git config; returns the project directory."""
     env.setenv("ZCACHE_FORGE_CACHE", str(root / "cache"))
     env.setenv("GIT_CONFIG_GLOBAL", os.devnull)
     env.setenv("GIT_CONFIG_NOSYSTEM", "1")
     env.setenv("HOME", str(root))  # no ~/.get_maintainer.conf of the user
     env.delenv(sendmail.PASSWORD_ENV, raising=False)
     tree = root / "linux"
-    files = {**MINI_FILES, "MAINTAINERS": real_base_file("MAINTAINERS").decode()}
+    files = {**MINI_FILES, "MAINTAINERS": base_files["MAINTAINERS"].decode()}
     # get_maintainer.pl insists on running at the top of a kernel tree.
     for name in ("COPYING", "CREDITS", "Kbuild", "README"):
         files[name] = f"{name} of the mini kernel\n"
@@ -72,7 +58,7 @@ def make_world(root: Path, env: pytest.MonkeyPatch) -> Path:
         (tree / name).parent.mkdir(parents=True, exist_ok=True)
         (tree / name).write_text(text)
     (tree / "scripts").mkdir()
-    (tree / recipients.GET_MAINTAINER).write_bytes(real_base_file(recipients.GET_MAINTAINER))
+    (tree / recipients.GET_MAINTAINER).write_bytes(base_files[recipients.GET_MAINTAINER])
     git(tree, "init", "-q", "-b", "master")
     git(tree, "add", ".")
     git(tree, "commit", "-q", "-m", "mini kernel")
@@ -81,8 +67,8 @@ def make_world(root: Path, env: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def world(tmp_path, monkeypatch) -> Path:
-    proj = make_world(tmp_path, monkeypatch)
+def world(tmp_path, monkeypatch, linux_base_files) -> Path:
+    proj = make_world(tmp_path, monkeypatch, linux_base_files)
     pipeline.build_patches(proj / "series.yaml", proj / "patches")
     return proj
 
@@ -211,11 +197,11 @@ def subject(r: Received) -> str:
 
 
 @pytest.fixture(scope="module")
-def sent_v1(tmp_path_factory):
+def sent_v1(tmp_path_factory, linux_base_files):
     """Both series, v1, sent for real once; the tests below look at what arrived."""
     root = tmp_path_factory.mktemp("sent")
     with pytest.MonkeyPatch.context() as env:
-        proj = make_world(root, env)
+        proj = make_world(root, env, linux_base_files)
         pipeline.build_patches(proj / "series.yaml", proj / "patches")
         stamp_all(proj)
         from aiosmtpd.controller import Controller
