@@ -1,14 +1,20 @@
-"""KUnit's KTAP output on the guest console: parse_ktap() and what the verdict makes of it."""
+"""KUnit's KTAP output on the guest console: parse_ktap() (the kernel's own parser, through ktap's adapter)
+and what the verdict makes of it. Every test here needs a kernel tree with tools/testing/kunit; without
+one they are skipped, saying where they looked."""
 
 from __future__ import annotations
 
 import json
+
+import pytest
 
 from zcache_forge.judge import judge, kunit_reasons
 from zcache_forge.ktap import KtapResult, kunit_counts, parse_ktap
 from zcache_forge.report import render_table, to_json
 
 from .test_verdict import good_lines, scenario, text
+
+pytestmark = pytest.mark.usefixtures("kunit_tree")
 
 
 def stamped(lines: list[str], start: float = 1.5) -> list[str]:
