@@ -274,3 +274,13 @@ def test_console_module_constants_are_the_splat_protocol():
     # the splat patterns live with the console protocol, the verdict's reasons quote their matching line
     assert dict(console.SPLAT_PATTERNS)["oom"].search("Out of memory: Killed process 12")
     assert dataclasses.is_dataclass(judge.Verdict)
+
+
+def test_the_qemu_test_json_and_table_name_the_unreadable_line(overpool):
+    r = judge.judge(bench.variant(overpool, ZCACHE, 20), recorded("bench-zcache-truncated"), seconds=70.0)
+    (data,) = json.loads(report.to_json([r]))
+    assert [(e["line"], e["kind"]) for e in data["parse_errors"]] == [(52, None)]
+    assert data["workloads"][0]["phase"] == "recheck"
+    table = report.render_table([r])
+    assert table.splitlines()[2].split()[3] == "FAIL"
+    assert "bench-overpool: unreadable ZCF-RESULT line at console line 52: " in table
