@@ -211,3 +211,32 @@ def make_project(root: Path, tree: Path) -> Path:
 def project(tmp_path, mini_kernel, cache) -> Path:
     """A copy of series.yaml + templates/ whose base is the mini kernel."""
     return make_project(tmp_path, mini_kernel)
+
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def recorded(name: str) -> str:
+    """A console log recorded from a real run (tests/data/NAME.console.log), CR LF line ends kept."""
+    return (DATA / f"{name}.console.log").read_bytes().decode()
+
+
+def kunit_source() -> Path:
+    """The kernel tree whose tools/testing/kunit parser reads KTAP: $ZCF_KUNIT_SRC, or the tree the tool
+    checks out and builds from (<cache>/src). Looked up without creating anything."""
+    if env := os.environ.get("ZCF_KUNIT_SRC"):
+        return Path(env)
+    return Path(os.environ.get("ZCACHE_FORGE_CACHE", Path.home() / ".cache" / "zcache-forge")) / "src"
+
+
+@pytest.fixture
+def kunit_tree(monkeypatch) -> Path:
+    """The kernel tree with KUnit's KTAP parser, made ktap's default; the test is skipped without one."""
+    from zcache_forge import ktap
+
+    src = kunit_source()
+    if not (src / ktap.PARSER).is_file():
+        pytest.skip(f"no KUnit parser at {src / ktap.PARSER}: KTAP is read with the kernel's own parser; "
+                    "check a kernel tree out there (invoke qemu-test does) or set ZCF_KUNIT_SRC")
+    monkeypatch.setattr(ktap, "default_source", lambda: src)
+    return src

@@ -10,7 +10,7 @@ import shutil
 import pytest
 import yaml
 
-from zcache_forge import cli, qemutest, verdict
+from zcache_forge import cli, judge, qemutest, report
 
 from .conftest import ROOT
 
@@ -22,10 +22,10 @@ def image(tmp_path_factory) -> qemutest.KernelImage:
     return qemutest.build_kernel(ROOT / "series.yaml", tmp_path_factory.mktemp("patches"))
 
 
-def run(image, name: str, tmp_path, **changes) -> verdict.ScenarioResult:
+def run(image, name: str, tmp_path, **changes) -> judge.ScenarioResult:
     sc = dataclasses.replace(qemutest.choose([name])[0], **changes)
     res = qemutest.run_scenarios(image, [sc], tmp_path)
-    print(verdict.render_table(res.results))
+    print(report.render_table(res.results))
     return res.results[0]
 
 

@@ -107,7 +107,7 @@ def build_patches(series_file: Path, out: Path, only: list[str] | None, check: b
 
 def qemu_test(series_file: Path, out: Path, scenario_names: list[str] | None, series: str | None,
               accel: str | None, as_json: bool, results_dir: Path, debug: bool = False) -> int:
-    from . import qemutest, verdict
+    from . import qemutest, report
 
     def go() -> int:
         t0 = time.monotonic()
@@ -125,7 +125,7 @@ def qemu_test(series_file: Path, out: Path, scenario_names: list[str] | None, se
         if as_json:
             print(jsonlib.dumps(data, indent=2))
         else:
-            print(verdict.render_table(res.results))
+            print(report.render_table(res.results))
             print(f"{image.series} v{image.version} ({image.commit[:12]}), accelerator {res.accelerator}, "
                   f"build {image.build.seconds:.0f} s, total {data['total_seconds']:.0f} s: "
                   f"{'PASS' if res.passed else 'FAIL'}; results in {path}")
@@ -138,7 +138,7 @@ def bench(series_file: Path, out: Path, scenario_names: list[str] | None, backen
           reps: int, accel: str | None, as_json: bool, results_dir: Path, cover: bool,
           pool_percent: int | None = None, disk_names: list[str] | None = None) -> int:
     from . import bench as bench_mod
-    from . import benchreport, qemutest
+    from . import qemutest, report
     from . import series as series_mod
 
     def go() -> int:
@@ -179,15 +179,15 @@ def bench(series_file: Path, out: Path, scenario_names: list[str] | None, backen
                                   disks, on_run=save)
         data = res.to_dict(environment(res))
         bench_mod.write_json(json_path, data)
-        md = benchreport.markdown(res)
+        md = report.markdown(res)
         env_line = (f"Measured by `invoke bench` on {image.series} v{image.version} ({image.commit[:12]}), "
                     f"kernel config {data['environment']['config_hash']}, QEMU {res.accelerator}, "
                     f"compressor {data['environment']['compressor']}, median of {reps} run(s) (min..max), "
                     f"zcache and zswap pool {pool}% of RAM.")
         (results_dir / "bench.md").write_text(env_line + "\n\n" + md)
-        png = benchreport.chart(res, results_dir / "bench.png")
+        png = report.chart(res, results_dir / "bench.png")
         if cover and sf.cover_results is not None:
-            sf.cover_results.write_text(benchreport.cover_table(data))
+            sf.cover_results.write_text(report.cover_table(data))
             print(f"results for the cover letters written to {sf.cover_results}; "
                   "invoke build-patches puts them in", file=sys.stderr)
         if as_json:
