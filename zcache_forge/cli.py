@@ -167,7 +167,7 @@ def bench(series_file: Path, out: Path, scenario_names: list[str] | None, backen
             return {
                 "kernel_commit": image.commit, "series": image.series, "series_version": image.version,
                 "config_hash": image.config_hash(), "accelerator": res.accelerator, "reps": reps,
-                "compressor": sf.knobs["zcache"]["compressor"], "pool_percent": pool,
+                "compressor": sf.knobs.zcache.compressor, "pool_percent": pool,
                 "guest_memory_mib": {sc.name: sc.memory_mib for sc in chosen},
                 "kernel_release": boots[0].get("kernel") if boots else None,
             }
