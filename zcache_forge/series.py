@@ -18,8 +18,19 @@ from typing import Annotated, Any
 from pydantic import Discriminator, Field, PlainValidator, Tag, create_model, field_validator, model_validator
 
 from .errors import ForgeError
-from .validate import Bool, Choice, Int, Problems, Str, Strict, context_check, expected, load_yaml, plain,
-                       validate
+from .validate import (
+    Bool,
+    Choice,
+    Int,
+    Problems,
+    Str,
+    Strict,
+    context_check,
+    expected,
+    load_yaml,
+    plain,
+    validate,
+)
 
 DEFAULT_TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
 COMPRESSORS = ("lzo", "lzo-rle", "lz4", "lz4hc", "deflate", "zstd", "842")
