@@ -203,7 +203,8 @@ def messages(exc: ValidationError, model: type[BaseModel], loc_name: Callable[[t
             lo, hi = ctx.get("min_length"), ctx.get("max_length")
             n = "a non-empty list" if kind == "too_short" and lo == 1 else \
                 f"a list of {lo or 0}..{hi} items" if hi else f"a list of at least {lo} items"
-            msg = f"expected {n}, found {len(inp) if hasattr(inp, '__len__') else found(inp)} items"
+            size = len(inp) if hasattr(inp, "__len__") else None
+            msg = f"expected {n}, found " + ("an empty list" if size == 0 else f"{size} items")
         elif kind == "value_error":
             msg = str(e["msg"]).removeprefix("Value error, ")
         else:
