@@ -17,6 +17,7 @@ from zcache_forge import cli, qemutest, scenarios
 
 from .conftest import ROOT, make_project
 from .test_build_patches import snapshot
+from .test_send_patches import smtp, stamp_all, world  # noqa: F401 (fixtures)
 
 
 @pytest.fixture
@@ -218,3 +219,15 @@ def test_repeatable_options_repeat(monkeypatch):
                                                       ["ssd", "hdd"])
     args = parse(["send-patches", "--series", "a", "--series", "b"], monkeypatch)["send_patches"]
     assert args[2] == ["a", "b"]
+
+
+def test_dash_n_through_invoke_sends_nothing_to_a_real_smtp_server(world, smtp, monkeypatch, capsys):  # noqa: F811
+    """What `invoke send-patches -n` passes on, run for real against the local SMTP server: a dry run."""
+    real = cli.send_patches
+    args = list(parse(["send-patches", "-n"], monkeypatch)["send_patches"])
+    # the task's arguments, with this world's files and the local server in place of git's config
+    args[0], args[1], args[5], args[6] = world / "series.yaml", world / "patches", "127.0.0.1", str(smtp.port)
+    stamp_all(world)  # so that only the dry run stands between these files and the server
+    assert real(*args) == 0
+    assert smtp.received == []
+    assert "dry run: nothing sent" in capsys.readouterr().out
