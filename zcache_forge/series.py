@@ -217,7 +217,7 @@ class _Author(Strict):
 
 
 class _OpModel(Strict):
-    """The fields every op may have; each op's model below says which it takes."""
+    """What every op has: its name. _op_model adds the fields of each kind (OP_FIELDS)."""
 
     op: str
 
@@ -231,6 +231,7 @@ def _op_model(kind: str, required: set[str], optional: set[str]) -> type[_OpMode
         attr = name + "_" if name in ("from",) else name
         default = ... if name in required else None
         fields[attr] = (tp if name in required else tp | None, Field(default, alias=name))
+
     def one_of(self: Any) -> Any:
         args = self.model_dump(by_alias=True, exclude_none=True)
         if kind in ("insert", "remove", "replace") and ("template" in args) == ("text" in args):
