@@ -325,7 +325,7 @@ def test_unknown_disk_fails_before_any_build(tmp_path, cache, monkeypatch, capsy
                    None, ["ssd", "nvme"])
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert rc == 1
-    assert err == ["error: unknown --disk 'nvme' (known: host, ssd, hdd)"]
+    assert err == ["error: --disk[1]: expected one of host, ssd, hdd, found 'nvme'"]
     assert not results.exists() and not (tmp_path / "patches").exists()
 
 

@@ -158,7 +158,7 @@ def test_broken_kernel_fails_with_the_splat_quoted(tmp_path, capsys):
     rc = cli.qemu_test(proj / "series.yaml", proj / "patches", ["basic"], "zcache-broken", None, False,
                        tmp_path / "results")
     capsys.readouterr()
-    assert rc == 1
+    assert rc == 2  # a failing scenario: exit 2
     data = yaml.safe_load((tmp_path / "results" / "qemu-test-zcache-broken-v1.json").read_text())
     sc = data["scenarios"][0]
     assert not sc["passed"]

@@ -370,7 +370,8 @@ def test_build_patches_stamps_a_clean_checkpatch(world, monkeypatch, capsys):
         return [checkpatch.CheckResult(f, 0, 1, 0, "WARNING") for f in files if not checkpatch.is_cover(f)]
 
     monkeypatch.setattr(checkpatch, "check_series", dirty)
-    assert cli.build_patches(world / "series.yaml", world / "patches", None, True, False) == 1
+    # a failed patch check: exit 2
+    assert cli.build_patches(world / "series.yaml", world / "patches", None, True, False) == 2
     assert stamps.load(world / "patches" / "zcache-staging" / "v1").missing() == ["checkpatch", "build"]
 
 
@@ -432,7 +433,7 @@ def test_preflight_checks_file_names_against_the_version(world, tmp_path):
 def test_send_refuses_a_series_failing_preflight(world, smtp, capsys):
     stamp_all(world)
     rewrite(world / "patches" / "zcache-promote" / "v1", "0000-*", "Zcache Forge (2):", "*** BLURB HERE ***")
-    assert send(world, smtp, None, really=True, force=True) == 1
+    assert send(world, smtp, None, really=True, force=True) == 2  # a failed patch check
     err = capsys.readouterr().err
     assert "pre-flight checks of" in err and "0000-cover-letter.patch: leftover placeholder" in err
     assert smtp.received == []
@@ -440,7 +441,7 @@ def test_send_refuses_a_series_failing_preflight(world, smtp, capsys):
 
 def test_in_reply_to_previous_is_validated(world):
     edit(world, lambda d: d["series"][0].update(in_reply_to_previous=True))
-    with pytest.raises(ForgeError, match=r"series\[0\]\.in_reply_to_previous: version 1 has no previous"):
+    with pytest.raises(ForgeError, match=r"series\[0\]\.in_reply_to_previous: expected false for version 1"):
         series.load(world / "series.yaml")
     edit(world, lambda d: d["series"][0].update(version=2, in_reply_to_previous="yes"))
     with pytest.raises(ForgeError, match=r"series\[0\]\.in_reply_to_previous: expected true or false"):

@@ -13,7 +13,7 @@ from pathlib import Path
 import git
 
 from . import build, guest, judge, kernel, pipeline, qemu, report, scenarios
-from .errors import ForgeError
+from .errors import CheckFailed
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def build_kernel(series_file: Path, patches_root: Path, series_name: str | None 
     b = build.build(src, kernel.cache_dir() / "build" / config, config,
                     list(DEBUG_FRAGMENTS if debug else FRAGMENTS))
     if not b.ok:
-        raise ForgeError(explain_build_failure(repo, res.kernel_base, target.tip, b))
+        raise CheckFailed(explain_build_failure(repo, res.kernel_base, target.tip, b))
     log.info("kernel %s v%d (%s) built in %.0f s", target.name, target.version, target.tip[:12], b.seconds)
     return KernelImage(target.name, target.version, target.tip, b)
 
