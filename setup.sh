@@ -18,7 +18,7 @@ if [ -n "$missing" ]; then
     apt-get install -y -q $missing
 fi
 
-if ! python3 -c "import zcache_forge, jinja2, git, yaml, invoke, pytest, aiosmtpd, matplotlib" 2>/dev/null; then
+if ! python3 -c "import zcache_forge, jinja2, git, yaml, invoke, pydantic, pytest, aiosmtpd, matplotlib" 2>/dev/null; then
     echo "setup: pip install -e .[test]"
     python3 -m pip install -q --root-user-action=ignore -e ".[test]"
 fi

@@ -1,21 +1,41 @@
-"""invoke tasks: parse options, call zcache_forge, print. No logic lives here."""
+"""invoke tasks: parse options, call zcache_forge, print. No logic lives here.
+
+No automatic short flags (invoke would make `-n` mean --send, and `-s` differ per task): the only
+short flags are the ones named in `short=` below, chosen after git's habits. Options are passed
+on as given; zcache_forge.cli checks them all before any work starts."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
-from invoke import task
+from invoke import Task, task
 
 from zcache_forge import cli
 
 ROOT = Path(__file__).resolve().parent
 
 
-@task(help={
+class ForgeTask(Task):
+    """A task without invoke's automatic short flags; `short` maps an option to its one short flag."""
+
+    def __init__(self, body: Any, short: dict[str, str] | None = None, **kwargs: Any) -> None:
+        kwargs["auto_shortflags"] = False
+        super().__init__(body, **kwargs)
+        self.short = short or {}
+
+    def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict[str, Any]:
+        opts = super().arg_opts(name, default, taken_names)
+        if name in self.short:
+            opts["names"].append(self.short[name])
+        return opts
+
+
+@task(klass=ForgeTask, iterable=["series"], short={"out": "o"}, help={
     "series_file": "the series YAML (default: series.yaml)",
     "series": "export only this series (repeatable; default: all)",
-    "out": "where patches/<series>/v<N>/ go (default: patches/)",
+    "out": "where patches/<series>/v<N>/ go (default: patches/; -o as git format-patch)",
     "check": "run checkpatch --strict on the result (default: on)",
     "json": "print the result as JSON instead of a table",
     "build": "also build the guest kernel after every patch (W=1; zcache's files must not warn); "
@@ -24,11 +44,11 @@ ROOT = Path(__file__).resolve().parent
 def build_patches(c, series_file="series.yaml", series=None, out="patches", check=True, json=False,
                   build=False):
     """Render zcache from templates, commit it on the kernel base, export with git format-patch."""
-    sys.exit(cli.build_patches(ROOT / series_file, ROOT / out, series and [series], check, json, build))
+    sys.exit(cli.build_patches(ROOT / series_file, ROOT / out, series or None, check, json, build))
 
 
 
-@task(iterable=["scenario"], help={
+@task(klass=ForgeTask, iterable=["scenario"], help={
     "scenario": "run this scenario (repeatable; default: basic, mixed, random, concurrent, thp, memcg, "
                 "swap-devices, load-fail)",
     "series": "boot the tip of this series (default: the last one in the series file)",
@@ -43,7 +63,7 @@ def qemu_test(c, scenario=None, series=None, series_file="series.yaml", accel=No
                            ROOT / "results", debug))
 
 
-@task(iterable=["scenario", "backend", "disk"], help={
+@task(klass=ForgeTask, iterable=["scenario", "backend", "disk"], help={
     "scenario": "bench this scenario (repeatable; default: bench-mixed, bench-zero, bench-text)",
     "backend": "zcache, zswap-zbud, zswap-zsmalloc or plain-swap (repeatable; default: all four)",
     "reps": "repetitions per backend, scenario and disk (default 3; figures are medians)",
@@ -54,23 +74,24 @@ def qemu_test(c, scenario=None, series=None, series_file="series.yaml", accel=No
     "disk": "swap-disk model: ssd (SATA SSD, 450 MiB/s, 10,000 IOPS), hdd (7,200 rpm, 150 MiB/s, "
             "150 IOPS) or host (unthrottled host file) (repeatable; default: ssd and host)",
 })
-def bench(c, scenario=None, backend=None, reps=3, accel=None, json=False, cover=False,
+def bench(c, scenario=None, backend=None, reps=None, accel=None, json=False, cover=False,
           series_file="series.yaml", pool_percent=None, disk=None):
     """zcache against zswap (zbud, zsmalloc) and plain swap: same kernel, same scenarios, each disk model."""
     sys.exit(cli.bench(ROOT / series_file, ROOT / "patches", scenario or None, backend or None, reps, accel,
-                       json, ROOT / "results", cover, pool_percent and int(pool_percent), disk or None))
+                       json, ROOT / "results", cover, pool_percent, disk or None))
 
 
-@task
+@task(klass=ForgeTask)
 def setup(c):
     """Install what the tool needs on Debian 12 (apt and pip packages); idempotent."""
     c.run(f"sh {ROOT / 'setup.sh'}")
 
 
-@task(iterable=["series"], help={
+@task(klass=ForgeTask, iterable=["series"], short={"dry_run": "n"}, help={
     "series": "send this series (repeatable; default: all, in series file order)",
     "series_file": "the series YAML (default: series.yaml)",
-    "send": "really send (default: dry run, which only shows what would be sent)",
+    "dry_run": "only show what would be sent (the default; -n as git send-email; an error with --send)",
+    "send": "really send (no short form; default: dry run, which only shows what would be sent)",
     "force": "send even if the checks have not passed for exactly these files, or the version was "
              "already sent (patches/<series>/v<N>/sent.yaml)",
     "smtp_server": "SMTP server (default: git config sendemail.smtpServer)",
@@ -78,8 +99,8 @@ def setup(c):
     "smtp_user": "SMTP user (default: git config sendemail.smtpUser; password from "
                  "$ZCACHE_FORGE_SMTP_PASSWORD or sendemail.smtpPass)",
 })
-def send_patches(c, series=None, series_file="series.yaml", send=False, force=False, smtp_server=None,
-                 smtp_port=None, smtp_user=None):
+def send_patches(c, series=None, series_file="series.yaml", dry_run=False, send=False, force=False,
+                 smtp_server=None, smtp_port=None, smtp_user=None):
     """Mail patches/<series>/v<N>/ with git send-email: get_maintainer.pl recipients, threaded."""
     sys.exit(cli.send_patches(ROOT / series_file, ROOT / "patches", series or None, send, force,
-                              smtp_server, smtp_port, smtp_user))
+                              smtp_server, smtp_port, smtp_user, dry_run))

@@ -1,15 +1,147 @@
-"""Shared fixtures: a tiny git 'kernel' with the anchor lines the series edits, and a private cache."""
+"""Shared fixtures: the session's own cache, a tiny git 'kernel' with the anchor lines the series
+edits, a private cache per test, and files of the real Linux 6.1 base (skipped without it).
+
+The tests never use the user's cache (~/.cache/zcache-forge or $ZCACHE_FORGE_CACHE): before any
+test runs, `session_cache` points ZCACHE_FORGE_CACHE at a directory of this run only, holds its
+lock for the whole run, so that every kernel-marked test shares one kernel.git import, one build
+directory per config and one ccache. The fast tests need neither the tarball nor a kernel tree.
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import tarfile
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
+from zcache_forge import cachelock, series
+
 ROOT = Path(__file__).resolve().parent.parent
+
+# Environment of the test run (see README, "Tests").
+TEST_CACHE_ENV = "ZCACHE_FORGE_TEST_CACHE"  # parent of the per-run caches (default: pytest's basetemp)
+TEST_TARBALL_ENV = "ZCACHE_FORGE_TEST_TARBALL"  # where the tests look for the 6.1 tarball
+KEEP_ENV = "ZCACHE_FORGE_TEST_KEEP"  # 1: keep the run's cache even when every test passed
+
+# The user's cache, as the tool would choose it outside the tests; read at import, before the
+# session replaces ZCACHE_FORGE_CACHE.
+USER_CACHES = tuple(dict.fromkeys(
+    Path(p).expanduser().resolve() for p in (Path.home() / ".cache" / "zcache-forge",
+                                             os.environ.get("ZCACHE_FORGE_CACHE")) if p))
+USER_CCACHE_DIR = os.environ.get("CCACHE_DIR") or None
+
+
+TOOL_TARBALL = series.DEFAULT_TARBALL  # before pytest_configure may replace it
+
+
+def tarball() -> Path:
+    """The Debian tarball the tests would use: $ZCACHE_FORGE_TEST_TARBALL (a missing path shows
+    the fast tests do without it), else the tool's default."""
+    return Path(os.environ.get(TEST_TARBALL_ENV) or TOOL_TARBALL)
+
+
+NEEDS_TARBALL = f"needs {TOOL_TARBALL}: apt-get install linux-source-6.1"
+
+
+def needs_tarball_reason() -> str | None:
+    t = tarball()
+    if t.is_file():
+        return None
+    return NEEDS_TARBALL if t == TOOL_TARBALL else f"{NEEDS_TARBALL} (looked at {t})"
+
+
+def default_test_ccache() -> Path:
+    """ccache for the kernel builds: the user's $CCACHE_DIR when set, else one kept for the tests
+    across runs (outside the tool's cache, so no run touches it)."""
+    if USER_CCACHE_DIR:
+        return Path(USER_CCACHE_DIR)
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "zcache-forge-tests" / "ccache"
+
+
+def _inside(path: Path, parents: tuple[Path, ...]) -> bool:
+    path = path.resolve()
+    return any(path == p or p in path.parents for p in parents)
+
+
+def pytest_configure(config) -> None:
+    parent = os.environ.get(TEST_CACHE_ENV)
+    if parent and _inside(Path(parent).expanduser(), USER_CACHES):
+        raise pytest.UsageError(f"{TEST_CACHE_ENV}={parent} is inside the user's zcache-forge cache "
+                                f"({', '.join(map(str, USER_CACHES))}); the tests never use it")
+    if os.environ.get(TEST_TARBALL_ENV):
+        # a series file without base.tarball (mini projects copy series.yaml) gets this one
+        series.DEFAULT_TARBALL = tarball()
+
+
+_kept: list[Path] = []
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    for d in _kept:
+        terminalreporter.write_line(f"zcache-forge test cache kept: {d}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_cache(request, tmp_path_factory) -> Iterator[Path]:
+    """This run's cache, set as ZCACHE_FORGE_CACHE before any test: one kernel.git, one build
+    directory per config, one src worktree per run, held under the tool's cache lock."""
+    parent = os.environ.get(TEST_CACHE_ENV)
+    if parent:
+        Path(parent).expanduser().mkdir(parents=True, exist_ok=True)
+        d = Path(tempfile.mkdtemp(prefix="run-", dir=Path(parent).expanduser()))
+    else:
+        d = tmp_path_factory.mktemp("zcache-forge-cache", numbered=False)
+    assert not _inside(d, USER_CACHES), (d, USER_CACHES)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("ZCACHE_FORGE_CACHE", str(d))
+        env.setenv("CCACHE_DIR", str(default_test_ccache()))
+        with cachelock.held(d, "pytest session", timeout_s=0):
+            yield d
+    if request.session.testsfailed or os.environ.get(KEEP_ENV) == "1":
+        _kept.append(d)  # named in the terminal summary
+    else:
+        shutil.rmtree(d, ignore_errors=True)  # a kernel import and builds: gigabytes
+
+
+BASE_FILES = ("MAINTAINERS", "scripts/get_maintainer.pl")
+
+
+@pytest.fixture(scope="session")
+def linux_base_files(request) -> dict[str, bytes]:
+    """MAINTAINERS and scripts/get_maintainer.pl of the Linux 6.1 tarball (the bytes that
+    build-patches imports), read once and kept in pytest's cache directory under the tarball's
+    size and mtime: reading them out of the 140 MB .xz takes about 20 s. Skips without the tarball."""
+    if reason := needs_tarball_reason():
+        pytest.skip(reason)
+    t = tarball()
+    st = t.stat()
+    key = f"{t.resolve()} {st.st_size} {st.st_mtime_ns}\n"
+    cache = getattr(request.config, "cache", None)  # None with -p no:cacheprovider
+    store = cache.mkdir("zcache-forge-linux-base") if cache is not None else None
+    if store is not None and (store / "key").is_file() and (store / "key").read_text() == key:
+        return {name: (store / name.replace("/", "_")).read_bytes() for name in BASE_FILES}
+    got: dict[str, bytes] = {}
+    with tarfile.open(t, "r|xz") as tar:
+        for member in tar:
+            rel = member.name.partition("/")[2]  # below the top directory (linux-source-6.1/)
+            if rel in BASE_FILES and member.isfile():
+                got[rel] = tar.extractfile(member).read()
+                if len(got) == len(BASE_FILES):
+                    break
+    missing = set(BASE_FILES) - set(got)
+    assert not missing, f"{t} has no {missing}"
+    if store is not None:
+        for name, data in got.items():
+            (store / name.replace("/", "_")).write_bytes(data)
+        (store / "key").write_text(key)
+    return got
 
 MINI_FILES = {
     "Makefile": "VERSION = 6\nPATCHLEVEL = 1\nSUBLEVEL = 0\nEXTRAVERSION =\n",
@@ -43,6 +175,8 @@ def git(cwd: Path, *args: str) -> str:
 
 @pytest.fixture
 def cache(tmp_path, monkeypatch) -> Path:
+    """A private cache for one test. Not locked here: no other run can know it, and the cache-lock
+    tests take its lock from another process."""
     d = tmp_path / "cache"
     monkeypatch.setenv("ZCACHE_FORGE_CACHE", str(d))
     return d
@@ -77,3 +211,32 @@ def make_project(root: Path, tree: Path) -> Path:
 def project(tmp_path, mini_kernel, cache) -> Path:
     """A copy of series.yaml + templates/ whose base is the mini kernel."""
     return make_project(tmp_path, mini_kernel)
+
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def recorded(name: str) -> str:
+    """A console log recorded from a real run (tests/data/NAME.console.log), CR LF line ends kept."""
+    return (DATA / f"{name}.console.log").read_bytes().decode()
+
+
+def kunit_source() -> Path:
+    """The kernel tree whose tools/testing/kunit parser reads KTAP: $ZCF_KUNIT_SRC, or the tree the tool
+    checks out and builds from (<cache>/src). Looked up without creating anything."""
+    if env := os.environ.get("ZCF_KUNIT_SRC"):
+        return Path(env)
+    return Path(os.environ.get("ZCACHE_FORGE_CACHE", Path.home() / ".cache" / "zcache-forge")) / "src"
+
+
+@pytest.fixture
+def kunit_tree(monkeypatch) -> Path:
+    """The kernel tree with KUnit's KTAP parser, made ktap's default; the test is skipped without one."""
+    from zcache_forge import ktap
+
+    src = kunit_source()
+    if not (src / ktap.PARSER).is_file():
+        pytest.skip(f"no KUnit parser at {src / ktap.PARSER}: KTAP is read with the kernel's own parser; "
+                    "check a kernel tree out there (invoke qemu-test does) or set ZCF_KUNIT_SRC")
+    monkeypatch.setattr(ktap, "default_source", lambda: src)
+    return src

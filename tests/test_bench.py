@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from zcache_forge import bench, benchreport, cli, guest, qemu, qemutest
+from zcache_forge import bench, cli, guest, qemu, qemutest, report
 from zcache_forge.errors import ForgeError
 from zcache_forge.qemu import GuestRun
 from zcache_forge.scenarios import Scenario, Workload
@@ -189,8 +189,11 @@ def test_counters_without_a_key_are_a_failed_run(tmp_path):
 def test_a_record_the_verdict_cannot_read_is_a_failed_run(tmp_path):
     run = measured(tmp_path, "zcache", run_record=workload("run", pages_sigbus="many"))
     assert not run.passed and run.figures == {}
-    (reason,) = run.result.reasons
-    assert reason.startswith("malformed console records: TypeError")
+    # the record is a typed ParseError naming its line, and the verdict goes on without it
+    assert run.result.reasons[0] == ("malformed console records: console line 4: workload record: "
+                                     "'pages_sigbus' is not a number: 'many'")
+    assert "workload w0 (320 MiB text): no 'run' result" in run.result.reasons
+    assert [e.line for e in run.result.parse_errors] == [4]
 
 
 # ---------------------------------------------------------------- the bench loop
@@ -255,7 +258,7 @@ def test_bench_writes_after_every_run_and_a_malformed_run_does_not_stop_it(tmp_p
     # no reference on ssd: no ratio there, but the host comparison stands
     assert cells[("zcache", "ssd")]["comparisons"]["throughput_ratio"] is None
     assert cells[("zcache", "host")]["comparisons"]["throughput_ratio"] == pytest.approx(26.0 / 25.0)
-    md = benchreport.markdown(res)
+    md = report.markdown(res)
     assert "| zswap-zbud (FAILED) |" in md
     assert "- zswap-zbud on the ssd disk failed: malformed console records:" in md
 
@@ -273,7 +276,7 @@ def test_an_interrupted_bench_keeps_what_it_measured(tmp_path, fake_boot):
 
 
 def test_markdown_has_a_throttled_and_an_unthrottled_column(tmp_path, fake_boot):
-    md = benchreport.markdown(run_fake_bench(tmp_path))
+    md = report.markdown(run_fake_bench(tmp_path))
     head = next(ln for ln in md.splitlines() if ln.startswith("| backend |"))
     cols = [c.strip() for c in head.strip("|").split("|")]
     assert cols[cols.index("MiB/s (ssd)") + 1] == "MiB/s (host)"
@@ -294,7 +297,7 @@ def test_markdown_has_a_throttled_and_an_unthrottled_column(tmp_path, fake_boot)
 def test_cover_table_fits_75_columns_with_both_disks(tmp_path, fake_boot):
     env = {"series": "zcache-promote", "series_version": 1, "kernel_commit": "c39a6e1e06af" * 3,
            "accelerator": "tcg", "compressor": "lzo", "reps": 1, "pool_percent": 20}
-    text = benchreport.cover_table(run_fake_bench(tmp_path).to_dict(env))
+    text = report.cover_table(run_fake_bench(tmp_path).to_dict(env))
     assert max(len(ln) for ln in text.splitlines()) <= 75
     assert "bench-t, swap I/O on the ssd disk:" in text
     zc_io = next(ln for ln in text.splitlines() if ln.startswith("zcache") and "%" in ln)
@@ -305,7 +308,7 @@ def test_cover_table_fits_75_columns_with_both_disks(tmp_path, fake_boot):
 
 
 def test_chart_is_a_png(tmp_path, fake_boot):
-    png = benchreport.chart(run_fake_bench(tmp_path), tmp_path / "bench.png")
+    png = report.chart(run_fake_bench(tmp_path), tmp_path / "bench.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -322,7 +325,7 @@ def test_unknown_disk_fails_before_any_build(tmp_path, cache, monkeypatch, capsy
                    None, ["ssd", "nvme"])
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert rc == 1
-    assert err == ["error: unknown --disk 'nvme' (known: host, ssd, hdd)"]
+    assert err == ["error: --disk[1]: expected one of host, ssd, hdd, found 'nvme'"]
     assert not results.exists() and not (tmp_path / "patches").exists()
 
 

@@ -1,20 +1,20 @@
-"""KUnit's KTAP output on the guest console: parse_ktap() and what the verdict makes of it."""
+"""KUnit's KTAP output on the guest console: parse_ktap() (the kernel's own parser, through ktap's adapter)
+and what the verdict makes of it. Every test here needs a kernel tree with tools/testing/kunit; without
+one they are skipped, saying where they looked."""
 
 from __future__ import annotations
 
 import json
 
-from zcache_forge.verdict import (
-    KtapResult,
-    judge,
-    kunit_counts,
-    kunit_reasons,
-    parse_ktap,
-    render_table,
-    to_json,
-)
+import pytest
+
+from zcache_forge.judge import judge, kunit_reasons
+from zcache_forge.ktap import KtapResult, kunit_counts, parse_ktap
+from zcache_forge.report import render_table, to_json
 
 from .test_verdict import good_lines, scenario, text
+
+pytestmark = pytest.mark.usefixtures("kunit_tree")
 
 
 def stamped(lines: list[str], start: float = 1.5) -> list[str]:
@@ -130,13 +130,23 @@ def test_console_that_ends_inside_a_suite():
     cut = lines.index("    ok 4 zbud_test_3")
     results = parse_ktap(lines[:cut] + ["BUG: kernel NULL pointer dereference, address: 0000000000000008"])
     incomplete = [r for r in results if r.status == "incomplete"]
-    assert [(r.suite, r.case) for r in incomplete] == [("zcache_zbud", None), ("", None)]
+    # the kernel's parser counts the suite cut short as the run's second suite: the run itself is not
+    # short of its plan, the suite is
+    assert [(r.suite, r.case) for r in incomplete] == [("zcache_zbud", None)]
     assert incomplete[0].note == "the console ended first; 3 of 10 planned results"
-    assert incomplete[1].note == "1 of 2 planned suites"
-    assert kunit_counts(results)["incomplete"] == 2
-    reasons = kunit_reasons(results)
-    assert reasons[0].startswith("KUnit zcache_zbud: incomplete at console line")
-    assert reasons[1].endswith("1 of 2 planned suites")
+    assert kunit_counts(results)["incomplete"] == 1
+    (reason,) = kunit_reasons(results)
+    assert reason.startswith("KUnit zcache_zbud: incomplete at console line")
+    assert reason.endswith("the console ended first; 3 of 10 planned results")
+
+
+def test_a_run_short_of_its_planned_suites():
+    lines = run(suite("zcache_tmem", TMEM))
+    lines[1] = "1..2"  # the second suite never started
+    results = parse_ktap(lines)
+    assert [(r.suite, r.status, r.note) for r in results if r.status != "ok"] == [
+        ("", "incomplete", "1 of 2 planned suites")]
+    assert kunit_reasons(results)[-1].startswith("KUnit (top level): incomplete at console line")
 
 
 def test_lost_result_lines_are_incomplete():

@@ -10,7 +10,7 @@ import shutil
 import pytest
 import yaml
 
-from zcache_forge import cli, qemutest, verdict
+from zcache_forge import cli, judge, qemutest, report
 
 from .conftest import ROOT
 
@@ -22,10 +22,10 @@ def image(tmp_path_factory) -> qemutest.KernelImage:
     return qemutest.build_kernel(ROOT / "series.yaml", tmp_path_factory.mktemp("patches"))
 
 
-def run(image, name: str, tmp_path, **changes) -> verdict.ScenarioResult:
+def run(image, name: str, tmp_path, **changes) -> judge.ScenarioResult:
     sc = dataclasses.replace(qemutest.choose([name])[0], **changes)
     res = qemutest.run_scenarios(image, [sc], tmp_path)
-    print(verdict.render_table(res.results))
+    print(report.render_table(res.results))
     return res.results[0]
 
 
@@ -158,7 +158,7 @@ def test_broken_kernel_fails_with_the_splat_quoted(tmp_path, capsys):
     rc = cli.qemu_test(proj / "series.yaml", proj / "patches", ["basic"], "zcache-broken", None, False,
                        tmp_path / "results")
     capsys.readouterr()
-    assert rc == 1
+    assert rc == 2  # a failing scenario: exit 2
     data = yaml.safe_load((tmp_path / "results" / "qemu-test-zcache-broken-v1.json").read_text())
     sc = data["scenarios"][0]
     assert not sc["passed"]

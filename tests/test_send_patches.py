@@ -1,11 +1,12 @@
 """send-patches: a real SMTP round trip on the mini kernel, with the kernel's real get_maintainer.pl.
 
 The mini kernel gets the real scripts/get_maintainer.pl and the real MAINTAINERS of the Linux 6.1
-base (read from the tool's cache, where build-patches imported the base), so the recipients are
-what they would be upstream. Messages go through git send-email to an aiosmtpd server on
-127.0.0.1; the received mbox is applied with git am. Checkpatch cannot run on the mini kernel (no
-checkpatch.pl and its data files), so the check stamps are recorded directly where a test needs
-them; the stamping by build-patches itself is tested with a stubbed checkpatch."""
+base (read from Debian's tarball by conftest's linux_base_files; without the tarball these tests
+skip), so the recipients are what they would be upstream. Messages go through git send-email to
+an aiosmtpd server on 127.0.0.1; the received mbox is applied with git am. Checkpatch cannot run
+on the mini kernel (no checkpatch.pl and its data files), so the check stamps are recorded
+directly where a test needs them; the stamping by build-patches itself is tested with a stubbed
+checkpatch."""
 
 from __future__ import annotations
 
@@ -25,7 +26,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from git import Repo as GitRepo
 
 from zcache_forge import (
     checkpatch,
@@ -40,41 +40,27 @@ from zcache_forge import (
     stamps,
 )
 from zcache_forge.errors import ForgeError
-from zcache_forge.kernel import import_tarball
 from zcache_forge.patchfile import address, read_folder
-from zcache_forge.series import DEFAULT_TARBALL
 
 from .conftest import MINI_FILES, git, make_project
 from .test_build_patches import snapshot
 
-# The tool's real cache: its kernel.git holds the imported Linux 6.1 base (and the worktree src/).
-REAL_CACHE = Path(os.environ.get("ZCACHE_FORGE_CACHE", Path.home() / ".cache" / "zcache-forge"))
 SENDER = "zcache-forge@example.org"
 
 
 # --- the world: a mini kernel with the real get_maintainer.pl and MAINTAINERS, a project, a cache ---
 
 
-def real_base_file(path: str) -> bytes:
-    """A file of the real Linux 6.1 base as imported by build-patches (the same bytes as in the
-    worktree ~/.cache/zcache-forge/src, which the series does not change for these files)."""
-    git_dir = REAL_CACHE / "kernel.git"
-    if not (git_dir / "HEAD").is_file():
-        subprocess.run(["git", "init", "-q", "--bare", str(git_dir)], check=True)
-    base = import_tarball(GitRepo(git_dir), DEFAULT_TARBALL)  # once; later calls reuse the import
-    return subprocess.run(["git", "--git-dir", str(git_dir), "show", f"{base}:{path}"], check=True,
-                          capture_output=True).stdout
-
-
-def make_world(root: Path, env: pytest.MonkeyPatch) -> Path:
-    """Mini kernel + project copy + private cache and git config; returns the project directory."""
+def make_world(root: Path, env: pytest.MonkeyPatch, base_files: dict[str, bytes]) -> Path:
+    """Mini kernel with the real MAINTAINERS and get_maintainer.pl (`base_files`) + project copy +
+    private cache and git config; returns the project directory."""
     env.setenv("ZCACHE_FORGE_CACHE", str(root / "cache"))
     env.setenv("GIT_CONFIG_GLOBAL", os.devnull)
     env.setenv("GIT_CONFIG_NOSYSTEM", "1")
     env.setenv("HOME", str(root))  # no ~/.get_maintainer.conf of the user
     env.delenv(sendmail.PASSWORD_ENV, raising=False)
     tree = root / "linux"
-    files = {**MINI_FILES, "MAINTAINERS": real_base_file("MAINTAINERS").decode()}
+    files = {**MINI_FILES, "MAINTAINERS": base_files["MAINTAINERS"].decode()}
     # get_maintainer.pl insists on running at the top of a kernel tree.
     for name in ("COPYING", "CREDITS", "Kbuild", "README"):
         files[name] = f"{name} of the mini kernel\n"
@@ -84,7 +70,7 @@ def make_world(root: Path, env: pytest.MonkeyPatch) -> Path:
         (tree / name).parent.mkdir(parents=True, exist_ok=True)
         (tree / name).write_text(text)
     (tree / "scripts").mkdir()
-    (tree / recipients.GET_MAINTAINER).write_bytes(real_base_file(recipients.GET_MAINTAINER))
+    (tree / recipients.GET_MAINTAINER).write_bytes(base_files[recipients.GET_MAINTAINER])
     git(tree, "init", "-q", "-b", "master")
     git(tree, "add", ".")
     git(tree, "commit", "-q", "-m", "mini kernel")
@@ -93,8 +79,8 @@ def make_world(root: Path, env: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def world(tmp_path, monkeypatch) -> Path:
-    proj = make_world(tmp_path, monkeypatch)
+def world(tmp_path, monkeypatch, linux_base_files) -> Path:
+    proj = make_world(tmp_path, monkeypatch, linux_base_files)
     pipeline.build_patches(proj / "series.yaml", proj / "patches")
     return proj
 
@@ -223,11 +209,11 @@ def subject(r: Received) -> str:
 
 
 @pytest.fixture(scope="module")
-def sent_v1(tmp_path_factory):
+def sent_v1(tmp_path_factory, linux_base_files):
     """Both series, v1, sent for real once; the tests below look at what arrived."""
     root = tmp_path_factory.mktemp("sent")
     with pytest.MonkeyPatch.context() as env:
-        proj = make_world(root, env)
+        proj = make_world(root, env, linux_base_files)
         pipeline.build_patches(proj / "series.yaml", proj / "patches")
         stamp_all(proj)
         from aiosmtpd.controller import Controller
@@ -427,7 +413,8 @@ def test_build_patches_stamps_a_clean_checkpatch(world, monkeypatch, capsys):
         return [checkpatch.CheckResult(f, 0, 1, 0, "WARNING") for f in files if not checkpatch.is_cover(f)]
 
     monkeypatch.setattr(checkpatch, "check_series", dirty)
-    assert cli.build_patches(world / "series.yaml", world / "patches", None, True, False) == 1
+    # a failed patch check: exit 2
+    assert cli.build_patches(world / "series.yaml", world / "patches", None, True, False) == 2
     assert stamps.load(world / "patches" / "zcache-staging" / "v1").missing() == ["checkpatch", "build"]
 
 
@@ -489,7 +476,7 @@ def test_preflight_checks_file_names_against_the_version(world, tmp_path):
 def test_send_refuses_a_series_failing_preflight(world, smtp, capsys):
     stamp_all(world)
     rewrite(world / "patches" / "zcache-promote" / "v1", "0000-*", "Zcache Forge (2):", "*** BLURB HERE ***")
-    assert send(world, smtp, None, really=True, force=True) == 1
+    assert send(world, smtp, None, really=True, force=True) == 2  # a failed patch check
     err = capsys.readouterr().err
     assert "pre-flight checks of" in err and "0000-cover-letter.patch: leftover placeholder" in err
     assert smtp.received == []
@@ -497,7 +484,7 @@ def test_send_refuses_a_series_failing_preflight(world, smtp, capsys):
 
 def test_in_reply_to_previous_is_validated(world):
     edit(world, lambda d: d["series"][0].update(in_reply_to_previous=True))
-    with pytest.raises(ForgeError, match=r"series\[0\]\.in_reply_to_previous: version 1 has no previous"):
+    with pytest.raises(ForgeError, match=r"series\[0\]\.in_reply_to_previous: expected false for version 1"):
         series.load(world / "series.yaml")
     edit(world, lambda d: d["series"][0].update(version=2, in_reply_to_previous="yes"))
     with pytest.raises(ForgeError, match=r"series\[0\]\.in_reply_to_previous: expected true or false"):

@@ -1,11 +1,14 @@
-"""Console-log parsing and scenario verdicts, on synthetic logs (no QEMU)."""
+"""Console-log parsing (console), the judging rules (judge) and the qemu-test table (report), on synthetic
+logs (no QEMU)."""
 import json
 
 import pytest
 
+from zcache_forge.console import parse_console
+from zcache_forge.judge import judge
 from zcache_forge.qemu import decode_exit
+from zcache_forge.report import render_table, to_json
 from zcache_forge.scenarios import Expectation, Scenario, Workload
-from zcache_forge.verdict import judge, parse_console, render_table, to_json
 
 
 def scenario(backend="zcache", workloads=1, expect=()):
@@ -197,8 +200,9 @@ def test_garbled_record_and_interleaved_text():
     lines.insert(-1, 'ZCF-RESULT {"kind":"exit","id":"w0","sta[   33.1] random: crng init done')
     lines[lines.index(workload("w0", "run"))] = workload("w0", "run") + "memhog: w0: pass 1 10%"
     con = parse_console(text(lines))
-    assert len(con.bad_records) == 1
-    assert len(con.records["workload"]) == 2  # the trailing text after the JSON is ignored
+    (bad,) = con.errors  # a typed ParseError naming the line, not an exception
+    assert bad.unreadable and bad.line == len(lines) - 1 and bad.text.startswith('ZCF-RESULT {"kind":"exit"')
+    assert len(con.workloads) == 2  # the trailing text after the JSON is ignored
     r = judge(scenario(), text(lines))
     assert any(x.startswith("unreadable ZCF-RESULT line") for x in r.reasons)
 

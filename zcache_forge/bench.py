@@ -3,7 +3,10 @@
 Backends: zcache, zswap with zbud, zswap with zsmalloc, and no frontswap backend (plain
 swap to the virtio disk). Every backend runs on each swap-disk model (qemu.DISK_MODELS:
 a throttled SSD by default, and the unthrottled host file for comparison). Figures are
-medians over repetitions, with min and max. The tables and the chart are benchreport's."""
+medians over repetitions, with min and max. The tables and the chart are report's.
+
+A cell that cannot run or be judged (QEMU fails to start, the guest dies, a console record is cut
+short or malformed) is a failed cell with its reason; the rest of the matrix still runs."""
 
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import guest, kernel, qemu, scenarios, verdict
+from . import guest, judge, kernel, qemu, report, scenarios
 from .errors import ForgeError
 from .qemutest import KernelImage
 
@@ -103,7 +106,7 @@ def hit_rate(loads: float | None, pswpin: float | None) -> float | None:
     return loads / (loads + pswpin)
 
 
-def metrics(res: verdict.ScenarioResult) -> dict[str, float | None]:
+def metrics(res: judge.ScenarioResult) -> dict[str, float | None]:
     """The raw figures of one run, over its measured phase (from "before" to "pressure").
 
     MalformedRecords if a record lacks a field the figures need."""
@@ -172,7 +175,7 @@ def spread(values: list[float | None]) -> dict[str, float | None]:
 class Run:
     """One boot: its verdict and its figures (empty when its console records were malformed)."""
 
-    result: verdict.ScenarioResult
+    result: judge.ScenarioResult
     figures: dict[str, float | None]
 
     @property
@@ -180,21 +183,24 @@ class Run:
         return self.result.passed
 
 
-def _unreadable(job: scenarios.Scenario, run: qemu.GuestRun, why: str) -> verdict.ScenarioResult:
-    """A failed result for a run whose console records the verdict could not read."""
-    return verdict.ScenarioResult(
-        name=job.name, backend=job.backend, passed=False, reasons=[f"malformed console records: {why}"],
+def _unjudged(job: scenarios.Scenario, run: qemu.GuestRun, why: str) -> judge.ScenarioResult:
+    """A failed result for a run the verdict could not be given on."""
+    return judge.ScenarioResult(
+        name=job.name, backend=job.backend, passed=False, reasons=[f"could not judge the run: {why}"],
         workloads=[], counters={}, accelerator=run.accel, seconds=round(run.seconds, 2), splats=[],
         exit_kind=run.exit_kind, guest_status=run.guest_status, console_log=str(run.console_log))
 
 
-def measure(job: scenarios.Scenario, run: qemu.GuestRun) -> Run:
-    """Judge a finished boot and take its figures; malformed console records make a failed run with the
-    reason, never an exception."""
+def measure(job: scenarios.Scenario, run: qemu.GuestRun, kunit_src: Path | None = None) -> Run:
+    """Judge a finished boot and take its figures. Malformed console records make a failed run with the
+    reason and no figures (they would stand on records that were lost), never an exception."""
     try:
-        result = verdict.judge_run(job, run)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        return Run(_unreadable(job, run, f"{type(exc).__name__}: {exc}"), {})
+        result = judge.judge_run(job, run, kunit_src)
+    except Exception as exc:  # one run that cannot be judged must not end the matrix
+        log.exception("judging %s", run.console_log)
+        return Run(_unjudged(job, run, f"{type(exc).__name__}: {exc}"), {})
+    if result.parse_errors:
+        return Run(result, {})
     try:
         return Run(result, metrics(result))
     except MalformedRecords as exc:
@@ -331,18 +337,9 @@ def variant(sc: scenarios.Scenario, b: Backend,
     return dataclasses.replace(sc, backend=b.backend, zpool=b.zpool, expect=expect, cmdline_extra=extra)
 
 
-def num(v: float | None, digits: int = 0) -> str:
-    """A figure with thousands separators, or "-"."""
-    return "-" if v is None else f"{v:,.{digits}f}"
-
-
-def pct(fraction: float | None) -> str:
-    """A fraction as a whole percentage, or "-"."""
-    return "-" if fraction is None else f"{100 * fraction:.0f}%"
-
-
 def _log_run(n: int, total: int, cell: Cell, rep: int, run: Run) -> None:
     res, m = run.result, run.figures
+    num, pct = report.num, report.pct
     log.info("[%d/%d] %s on %s (%s disk), rep %d: %s, %.0f s, pswpout %s, hit rate %s, written back %s, "
              "density %s", n, total, cell.backend, cell.scenario, cell.disk, rep + 1,
              "ok" if res.passed else "FAILED: " + "; ".join(res.reasons), res.seconds,

@@ -4,7 +4,9 @@ The cache holds one kernel worktree (src/), build directories and run
 directories that every task checks out, builds in and boots from; two runs at
 once would check out different trees under each other's builds. Each task
 takes an exclusive flock on <cache>/lock for its whole run; a second run
-waits, saying who holds the lock. Re-entrant within one process.
+waits, saying who holds the lock. Re-entrant within one process, per cache
+directory: holding one cache (the test session holds its own) does not make
+another cache look held.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 from .errors import ForgeError
 
 log = logging.getLogger(__name__)
-_depth = 0  # how many nested holders in this process
+_depth: dict[Path, int] = {}  # cache directory -> how many nested holders in this process
 
 
 def _holder(path: Path) -> str:
@@ -33,13 +35,13 @@ def _holder(path: Path) -> str:
 @contextmanager
 def held(cache: Path, task: str, timeout_s: float | None = None) -> Iterator[None]:
     """Hold <cache>/lock; wait for another run to finish (forever, or up to timeout_s)."""
-    global _depth
-    if _depth:
-        _depth += 1
+    key = cache.resolve()
+    if _depth.get(key):
+        _depth[key] += 1
         try:
             yield
         finally:
-            _depth -= 1
+            _depth[key] -= 1
         return
     path = cache / "lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -47,11 +49,11 @@ def held(cache: Path, task: str, timeout_s: float | None = None) -> Iterator[Non
         _acquire(fd, path, timeout_s)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()}, {task}, since {time.strftime('%H:%M:%S')}\n".encode(), 0)
-        _depth = 1
+        _depth[key] = 1
         try:
             yield
         finally:
-            _depth = 0
+            del _depth[key]
             os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:

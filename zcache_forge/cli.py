@@ -1,6 +1,8 @@
-"""What the invoke tasks call: set up logging, run one stage, print, map errors to exit codes.
+"""What the invoke tasks call: set up logging, check the options, run one stage, print, map errors
+to exit codes.
 
-Errors (ForgeError) are caught here and only here."""
+Errors (ForgeError) are caught here and only here. Exit status: 0 success; 1 bad input or a tool
+error (one line per problem, no traceback); 2 a kernel build, a patch check or a scenario failed."""
 
 from __future__ import annotations
 
@@ -10,28 +12,34 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
-from . import cachelock, checkpatch, kernel, pipeline
-from .errors import ForgeError
+from . import cachelock, checkpatch, kernel, options, pipeline, scenarios
+from .errors import EXIT_FAILED, ForgeError
 
 if TYPE_CHECKING:
     from . import patchbuild
+
+T = TypeVar("T")
 
 
 def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="zcache-forge: %(message)s", stream=sys.stderr)
 
 
-def _guard(task: str, fn: Callable[[], int]) -> int:
-    """Run one task under the cache lock; a ForgeError becomes one error line and exit 1."""
+def _guard(task: str, fn: Callable[[T], int], check: Callable[[], T]) -> int:
+    """check() the options and files (nothing is written, the cache is not touched), then run
+    fn(checked) under the cache lock. A ForgeError becomes its lines on stderr and its exit
+    status (1, or 2 for a failed build or check)."""
     _setup_logging()
     try:
+        checked = check()
         with cachelock.held(kernel.cache_dir(), task, cachelock.timeout_from_env()):
-            return fn()
+            return fn(checked)
     except ForgeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            print(f"error: {line}", file=sys.stderr)
+        return exc.exit_code
 
 
 def table(headers: list[str], rows: list[list[object]]) -> str:
@@ -44,10 +52,10 @@ def table(headers: list[str], rows: list[list[object]]) -> str:
 
 def build_patches(series_file: Path, out: Path, only: list[str] | None, check: bool, as_json: bool,
                   build: bool = False) -> int:
-    def go() -> int:
+    def go(opts: options.BuildPatchesOptions) -> int:
         from . import patchbuild
 
-        res = pipeline.build_patches(series_file, out, only)
+        res = pipeline.build_patches(series_file, out, opts.series or None)
         checks: dict[str, checkpatch.CheckResult] = {}
         if check:
             repo = kernel.work_repo()
@@ -101,23 +109,24 @@ def build_patches(series_file: Path, out: Path, only: list[str] | None, check: b
             _record_check_stamps(res, checks)
         if build:
             _record_build_stamps(res, builds)
-        return 1 if bad or failed else 0
+        return EXIT_FAILED if bad or failed else 0
 
-    return _guard("build-patches", go)
+    return _guard("build-patches", go, lambda: options.check(options.BuildPatchesOptions, series_file,
+                                                              series=only))
 
 
 
 def qemu_test(series_file: Path, out: Path, scenario_names: list[str] | None, series: str | None,
               accel: str | None, as_json: bool, results_dir: Path, debug: bool = False) -> int:
-    from . import qemutest, verdict
+    from . import qemutest, report
 
-    def go() -> int:
+    def go(opts: options.QemuTestOptions) -> int:
         t0 = time.monotonic()
-        chosen = qemutest.choose(scenario_names, debug=debug)  # unknown names fail before any build
-        image = qemutest.build_kernel(series_file, out, series, debug=debug)
+        chosen = qemutest.choose(opts.scenario or None, debug=debug)
+        image = qemutest.build_kernel(series_file, out, opts.series, debug=debug)
         # one run directory per kernel config: a debug run keeps the normal run's logs
         runs = kernel.cache_dir() / "runs" / ("debug" if debug else "guest")
-        res = qemutest.run_scenarios(image, chosen, runs, accel)
+        res = qemutest.run_scenarios(image, chosen, runs, opts.accel)
         data = res.to_dict()
         data["total_seconds"] = round(time.monotonic() - t0, 1)
         results_dir.mkdir(parents=True, exist_ok=True)
@@ -127,40 +136,41 @@ def qemu_test(series_file: Path, out: Path, scenario_names: list[str] | None, se
         if as_json:
             print(jsonlib.dumps(data, indent=2))
         else:
-            print(verdict.render_table(res.results))
+            print(report.render_table(res.results))
             print(f"{image.series} v{image.version} ({image.commit[:12]}), accelerator {res.accelerator}, "
                   f"build {image.build.seconds:.0f} s, total {data['total_seconds']:.0f} s: "
                   f"{'PASS' if res.passed else 'FAIL'}; results in {path}")
-        return 0 if res.passed else 1
+        return 0 if res.passed else EXIT_FAILED
 
-    return _guard("qemu-test", go)
+    return _guard("qemu-test", go, lambda: options.check(
+        options.QemuTestOptions, series_file, scenarios.DEFAULT_FILE, scenario=scenario_names, series=series,
+        accel=accel))
 
 
 def bench(series_file: Path, out: Path, scenario_names: list[str] | None, backend_names: list[str] | None,
-          reps: int, accel: str | None, as_json: bool, results_dir: Path, cover: bool,
-          pool_percent: int | None = None, disk_names: list[str] | None = None) -> int:
+          reps: int | str | None, accel: str | None, as_json: bool, results_dir: Path, cover: bool,
+          pool_percent: int | str | None = None, disk_names: list[str] | None = None) -> int:
     from . import bench as bench_mod
-    from . import benchreport, qemutest
+    from . import qemutest, report
     from . import series as series_mod
 
-    def go() -> int:
-        # every option is checked before the kernel build
+    def check() -> options.BenchOptions:  # every option, before the kernel build
+        opts = options.check(options.BenchOptions, series_file, scenarios.DEFAULT_FILE,
+                             scenario=scenario_names, backend=backend_names, reps=reps, accel=accel,
+                             pool_percent=pool_percent, disk=disk_names)
+        if cover and series_mod.load(series_file).cover_results is None:
+            raise ForgeError(f"{series_file}: cover_results: expected a file name for --cover's table, "
+                             "found nothing")
+        return opts
+
+    def go(opts: options.BenchOptions) -> int:
         known = {b.name: b for b in bench_mod.BACKENDS}
-        unknown = [b for b in backend_names or [] if b not in known]
-        if unknown:
-            raise ForgeError(f"unknown backend {', '.join(unknown)} (known: {', '.join(known)})")
-        if reps < 1:
-            raise ForgeError(f"--reps must be at least 1, got {reps}")
-        pool = bench_mod.POOL_PERCENT_DEFAULT if pool_percent is None else pool_percent
-        if not 1 <= pool <= 100:
-            raise ForgeError(f"--pool-percent must be from 1 to 100, got {pool}")
-        disks = bench_mod.choose_disks(disk_names)
-        backends = [known[b] for b in backend_names] if backend_names else list(bench_mod.BACKENDS)
-        chosen = qemutest.choose(scenario_names or list(bench_mod.DEFAULT_SCENARIOS))
+        reps, accel = opts.reps, opts.accel
+        pool = bench_mod.POOL_PERCENT_DEFAULT if opts.pool_percent is None else opts.pool_percent
+        disks = bench_mod.choose_disks(opts.disk or None)
+        backends = [known[b] for b in opts.backend] if opts.backend else list(bench_mod.BACKENDS)
+        chosen = qemutest.choose(opts.scenario or list(bench_mod.DEFAULT_SCENARIOS))
         sf = series_mod.load(series_file)
-        if cover and sf.cover_results is None:
-            raise ForgeError(f"{series_file}: --cover needs a top-level 'cover_results: FILE' "
-                             "naming where the table goes")
         image = qemutest.build_kernel(series_file, out)
         json_path = results_dir / "bench.json"
 
@@ -169,7 +179,7 @@ def bench(series_file: Path, out: Path, scenario_names: list[str] | None, backen
             return {
                 "kernel_commit": image.commit, "series": image.series, "series_version": image.version,
                 "config_hash": image.config_hash(), "accelerator": res.accelerator, "reps": reps,
-                "compressor": sf.knobs["zcache"]["compressor"], "pool_percent": pool,
+                "compressor": sf.knobs.zcache.compressor, "pool_percent": pool,
                 "guest_memory_mib": {sc.name: sc.memory_mib for sc in chosen},
                 "kernel_release": boots[0].get("kernel") if boots else None,
             }
@@ -181,15 +191,15 @@ def bench(series_file: Path, out: Path, scenario_names: list[str] | None, backen
                                   disks, on_run=save)
         data = res.to_dict(environment(res))
         bench_mod.write_json(json_path, data)
-        md = benchreport.markdown(res)
+        md = report.markdown(res)
         env_line = (f"Measured by `invoke bench` on {image.series} v{image.version} ({image.commit[:12]}), "
                     f"kernel config {data['environment']['config_hash']}, QEMU {res.accelerator}, "
                     f"compressor {data['environment']['compressor']}, median of {reps} run(s) (min..max), "
                     f"zcache and zswap pool {pool}% of RAM.")
         (results_dir / "bench.md").write_text(env_line + "\n\n" + md)
-        png = benchreport.chart(res, results_dir / "bench.png")
+        png = report.chart(res, results_dir / "bench.png")
         if cover and sf.cover_results is not None:
-            sf.cover_results.write_text(benchreport.cover_table(data))
+            sf.cover_results.write_text(report.cover_table(data))
             print(f"results for the cover letters written to {sf.cover_results}; "
                   "invoke build-patches puts them in", file=sys.stderr)
         if as_json:
@@ -198,9 +208,9 @@ def bench(series_file: Path, out: Path, scenario_names: list[str] | None, backen
             print(env_line + "\n\n" + md)
             print(f"{'PASS' if res.passed else 'FAIL'} in {res.seconds:.0f} s; "
                   f"{json_path}, {results_dir / 'bench.md'}, {png}")
-        return 0 if res.passed else 1
+        return 0 if res.passed else EXIT_FAILED
 
-    return _guard("bench", go)
+    return _guard("bench", go, check)
 
 
 def _record_check_stamps(res: pipeline.BuildResult, checks: dict[str, checkpatch.CheckResult]) -> None:
@@ -233,25 +243,24 @@ def _record_build_stamps(res: pipeline.BuildResult, builds: list[patchbuild.Seri
         })
 
 
-def _port(value: str | int | None) -> int | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, int) or str(value).isdigit():
-        return int(value)
-    raise ForgeError(f"--smtp-port: {value!r} is not a port number")
-
-
 def send_patches(series_file: Path, out: Path, names: list[str] | None, send: bool, force: bool,
-                 smtp_server: str | None, smtp_port: str | int | None, smtp_user: str | None) -> int:
-    """Show who gets which message, dry-run git send-email and check it; send only with send=True."""
+                 smtp_server: str | None, smtp_port: str | int | None, smtp_user: str | None,
+                 dry_run: bool = False) -> int:
+    """Show who gets which message, dry-run git send-email and check it; send only with send=True.
+    dry_run (-n) asks for the default explicitly; together with send it is an error."""
     from . import export, preflight, sendmail
     from . import series as series_mod
 
-    def go() -> int:
+    def check() -> options.SendPatchesOptions:
+        if dry_run and send:
+            raise ForgeError("--dry-run: expected either -n/--dry-run or --send, found both")
+        return options.check(options.SendPatchesOptions, series_file, series=names, smtp_port=smtp_port)
+
+    def go(opts: options.SendPatchesOptions) -> int:
         sf = series_mod.load(series_file)
-        chosen = [sf.get(n) for n in names] if names else list(sf.series)
+        chosen = [sf.get(n) for n in opts.series] if opts.series else list(sf.series)
         cwd = series_file.parent
-        smtp = sendmail.smtp_settings(cwd, smtp_server, _port(smtp_port), smtp_user)
+        smtp = sendmail.smtp_settings(cwd, smtp_server, opts.smtp_port, smtp_user)
         who = sendmail.sender(cwd, sf)
         missing = {s.name: preflight.unchecked(export.series_dir(out, s)) for s in chosen}
         blocked = [f"{export.series_dir(out, s)} ({', '.join(missing[s.name])})" for s in chosen
@@ -286,4 +295,4 @@ def send_patches(series_file: Path, out: Path, names: list[str] | None, send: bo
         print(f"sent {total} messages via {smtp.describe()}")
         return 0
 
-    return _guard("send-patches", go)
+    return _guard("send-patches", go, check)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from . import stamps
 from .checkpatch import is_cover
-from .errors import ForgeError
+from .errors import CheckFailed, ForgeError
 from .export import BLURB_PLACEHOLDER, SUBJECT_PLACEHOLDER, series_dir
 from .patchfile import PatchFile, address, read_folder
 from .series import Series
@@ -113,7 +113,7 @@ def checked_patches(series: Series, patches_root: Path) -> list[PatchFile]:
     patches = read_folder(folder)
     problems = preflight(series, folder, patches)
     if problems:
-        raise ForgeError(f"pre-flight checks of {folder} failed:\n" + "\n".join(problems))
+        raise CheckFailed(f"pre-flight checks of {folder} failed:\n" + "\n".join(problems))
     return patches
 
 

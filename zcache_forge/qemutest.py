@@ -12,8 +12,8 @@ from pathlib import Path
 
 import git
 
-from . import build, guest, kernel, pipeline, qemu, scenarios, verdict
-from .errors import ForgeError
+from . import build, guest, judge, kernel, pipeline, qemu, report, scenarios
+from .errors import CheckFailed
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class KernelImage:
 class QemuTestResult:
     kernel: KernelImage
     accelerator: str
-    results: list[verdict.ScenarioResult] = field(default_factory=list)
+    results: list[judge.ScenarioResult] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -67,7 +67,7 @@ class QemuTestResult:
             "accelerator": self.accelerator,
             "seconds": round(self.seconds, 1),
             "passed": self.passed,
-            "scenarios": json.loads(verdict.to_json(self.results)),
+            "scenarios": json.loads(report.to_json(self.results)),
         }
 
 
@@ -101,7 +101,7 @@ def build_kernel(series_file: Path, patches_root: Path, series_name: str | None 
     b = build.build(src, kernel.cache_dir() / "build" / config, config,
                     list(DEBUG_FRAGMENTS if debug else FRAGMENTS))
     if not b.ok:
-        raise ForgeError(explain_build_failure(repo, res.kernel_base, target.tip, b))
+        raise CheckFailed(explain_build_failure(repo, res.kernel_base, target.tip, b))
     log.info("kernel %s v%d (%s) built in %.0f s", target.name, target.version, target.tip[:12], b.seconds)
     return KernelImage(target.name, target.version, target.tip, b)
 
@@ -116,7 +116,7 @@ def run_scenarios(image: KernelImage, chosen: list[scenarios.Scenario], workdir:
     for i, sc in enumerate(chosen, 1):
         log.info("[%d/%d] %s (%s backend)", i, len(chosen), sc.name, sc.backend)
         run = qemu.run_guest(image.image, initrd, sc, workdir / sc.name, accel=accel)
-        res = verdict.judge_run(sc, run)
+        res = judge.judge_run(sc, run, kunit_src=image.build.src)  # KTAP: the parser of this tree
         log.info("[%d/%d] %s: %s in %.0f s%s", i, len(chosen), sc.name, "PASS" if res.passed else "FAIL",
                  res.seconds, "" if res.passed else ": " + "; ".join(res.reasons))
         out.results.append(res)

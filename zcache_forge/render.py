@@ -78,8 +78,8 @@ class Renderer:
 
 def base_context(sf: SeriesFile) -> dict[str, Any]:
     return {
-        **sf.knobs,
-        "counters": list(sf.counters),
+        **sf.knobs.model_dump(),  # the same values as the YAML's knobs
+        "counters": [c.model_dump() for c in sf.counters],
         "author": {"name": sf.author_name, "email": sf.author_email},
     }
 

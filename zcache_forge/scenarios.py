@@ -1,4 +1,4 @@
-"""Boot-test scenarios as data: load qemu/scenarios.yaml, validate it, return typed records.
+"""Boot-test scenarios as data: load qemu/scenarios.yaml, validate it (pydantic), return typed records.
 
 A scenario says what guest to boot (RAM, CPUs, swap disk size), which
 frontswap backend to use (zcache, zswap or none) and which memhog workloads
@@ -11,10 +11,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field, PlainValidator, ValidationInfo, create_model, field_validator, model_validator
 
 from .errors import ForgeError
-from .yamlcheck import Checker, load_yaml
+from .validate import Bool, Choice, Int, Problems, Str, Strict, expected, load_yaml, plain, validate
 
 DEFAULT_FILE = Path(__file__).resolve().parent.parent / "qemu" / "scenarios.yaml"
 BACKENDS = ("zcache", "zswap", "none")
@@ -28,11 +30,6 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 # "pressure zcache.compress_poor > 0": phase, counter key, operator, integer
 EXPECT_RE = re.compile(r"^\s*(\S+)\s+([A-Za-z0-9_.-]+)\s*(==|!=|>=|<=|>|<)\s*(-?\d+)\s*$")
 
-SCENARIO_REQUIRED = {"name", "backend", "memory_mib", "swap_mib", "workloads", "timeout_s"}
-SCENARIO_OPTIONAL = {"cpus", "cmdline_extra", "swapoff_recheck", "zpool", "expect", "description",
-                     "hotplug", "fault_percent", "swap_devices", "swapoff_under_load", "memcg_max_mib",
-                     "load_fail_percent"}
-WORKLOAD_FIELDS = {"size_mib", "pattern", "passes", "seed", "thp"}
 
 
 @dataclass(frozen=True)
@@ -86,6 +83,7 @@ class Scenario:
     swapoff_under_load: bool = False  # swapoff and swapon /dev/vdb while the workloads run
     memcg_max_mib: int = 0     # run the workloads in a cgroup with this memory.max (0: none)
     load_fail_percent: int = 0  # fail this share of zcache's loads (fault attr zcache_fail_load)
+    silence_timeout_s: int | None = None  # console silence, in seconds, before the guest is called hung
 
     @property
     def workload_mib(self) -> int:
@@ -163,137 +161,125 @@ class ScenarioFile:
         raise ForgeError(f"{self.path}: no scenario named {name!r} (known: {', '.join(self.names)})")
 
 
-def _workload(c: Checker, raw: Any, where: str) -> Workload:
-    d = c.mapping(raw, where, WORKLOAD_FIELDS - {"thp"}, {"thp"})
-    return Workload(
-        size_mib=c.integer(d.get("size_mib", 1), f"{where}.size_mib", 1, 65536),
-        pattern=c.choice(d.get("pattern", "mixed"), f"{where}.pattern", PATTERNS),
-        passes=c.integer(d.get("passes", 1), f"{where}.passes", 0, 1000),
-        seed=c.integer(d.get("seed", 1), f"{where}.seed", 0, 2**63 - 1),
-        thp=c.boolean(d.get("thp", False), f"{where}.thp"),
-    )
+# --- the models: every field's type and range ---------------------------------------------------
 
 
-def _workloads(c: Checker, raw: Any, where: str) -> tuple[Workload, ...]:
-    if raw is None:  # reported as a missing field
-        return ()
-    if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_WORKLOADS:
-        c.fail(where, f"expected a list of 1 to {MAX_WORKLOADS} workloads")
-        return ()
-    return tuple(_workload(c, w, f"{where}[{i}]") for i, w in enumerate(raw))
+def _expectation(v: Any) -> Expectation:
+    m = EXPECT_RE.match(v) if isinstance(v, str) else None
+    if not m:
+        raise expected("'PHASE KEY OP NUMBER' like 'pressure zcache.compress_poor > 0'")
+    phase, key, op, value = m.groups()
+    if phase not in PHASES:
+        raise expected(f"a phase of {', '.join(PHASES)} first")
+    return Expectation(phase, key, op, int(value))
 
 
-def _expectations(c: Checker, raw: Any, where: str) -> tuple[Expectation, ...]:
-    if raw is None:
-        return ()
-    if not isinstance(raw, list):
-        c.fail(where, 'expected a list like ["pressure zcache.compress_poor > 0"]')
-        return ()
-    out = []
-    for i, item in enumerate(raw):
-        m = EXPECT_RE.match(item) if isinstance(item, str) else None
-        if not m:
-            c.fail(f"{where}[{i}]", f"expected 'PHASE KEY OP NUMBER', got {item!r}")
-            continue
-        phase, key, op, value = m.groups()
-        if phase not in PHASES:
-            c.fail(f"{where}[{i}]", f"unknown phase {phase!r} (known: {', '.join(PHASES)})")
-        out.append(Expectation(phase, key, op, int(value)))
-    return tuple(out)
+def _cmdline(v: Any) -> str:
+    if not isinstance(v, str):
+        raise expected("a string")
+    if "zcf." in v:
+        raise expected("kernel parameters other than zcf.* (the tool sets those)")
+    return v
 
 
-def _backend_fields(c: Checker, d: dict[str, Any], where: str) -> tuple[str, str | None]:
-    backend = c.choice(d.get("backend", BACKENDS[0]), f"{where}.backend", BACKENDS)
-    zpool = d.get("zpool")
-    if zpool is not None:
-        if backend != "zswap":
-            c.fail(f"{where}.zpool", "only allowed with backend: zswap")
-        zpool = c.choice(zpool, f"{where}.zpool", ZPOOLS)
-    return backend, zpool
+class _WorkloadModel(Strict):
+    size_mib: Int(1, 65536)
+    pattern: Choice(*PATTERNS)
+    passes: Int(0, 1000)
+    seed: Int(0, 2**63 - 1)
+    thp: Bool = False
 
 
-def _scenario(c: Checker, raw: Any, where: str) -> Scenario | None:
-    d = c.mapping(raw, where, SCENARIO_REQUIRED, SCENARIO_OPTIONAL)
-    if not d:
-        return None
-    name = c.string(d.get("name", "unnamed"), f"{where}.name")
-    if not NAME_RE.match(name):
-        c.fail(f"{where}.name", f"{name!r} must be lower-case letters, digits and dashes")
-    backend, zpool = _backend_fields(c, d, where)
-    extra = c.string(d.get("cmdline_extra", ""), f"{where}.cmdline_extra", empty_ok=True)
-    if "zcf." in extra:
-        c.fail(f"{where}.cmdline_extra", "zcf.* parameters are set by the tool, not the scenario")
+class _ScenarioModel(Strict):
+    """One scenario; fields in this order so that a check sees the fields it depends on."""
+
+    name: Str(NAME_RE.pattern, what="a name of lower-case letters, digits and dashes")
+    description: Str(empty=True) = ""
+    backend: Choice(*BACKENDS)
+    zpool: Choice(*ZPOOLS) | None = None
+    memory_mib: Int(64, 16384)
+    cpus: Int(1, 4) = 1
+    swap_mib: Int(1, 65536)
+    swap_devices: Int(1, 2) = 1
+    cmdline_extra: Annotated[str, PlainValidator(_cmdline)] = ""
+    workloads: list[_WorkloadModel] = Field(min_length=1, max_length=MAX_WORKLOADS)
+    timeout_s: Int(10, 7200)
+    silence_timeout_s: Int(1) | None = None
+    swapoff_recheck: Bool = True
+    expect: list[Annotated[Expectation, PlainValidator(_expectation)]] = []
+    hotplug: Bool = False
+    fault_percent: Int(0, 100) = 0
+    swapoff_under_load: Bool = False
+    memcg_max_mib: Int(0, 16384) = 0
+    load_fail_percent: Int(0, 100) = 0
+
+    @field_validator("zpool")
+    @classmethod
+    def _zswap_only(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is not None and info.data.get("backend", "zswap") != "zswap":
+            raise plain(f"expected no zpool with backend {info.data['backend']} (only with backend: "
+                         f"zswap), found {v!r}")
+        return v
+
+    @field_validator("hotplug")
+    @classmethod
+    def _two_cpus(cls, v: bool, info: ValidationInfo) -> bool:
+        if v and info.data.get("cpus", 2) < 2:
+            raise plain("expected cpus: 2 or more with hotplug (CPU 0 cannot go offline), found cpus: 1")
+        return v
+
+    @field_validator("swapoff_under_load")
+    @classmethod
+    def _two_disks(cls, v: bool, info: ValidationInfo) -> bool:
+        if v and info.data.get("swap_devices", 2) != 2:
+            raise plain("expected swap_devices: 2 with swapoff_under_load (the second disk goes off "
+                         "and on), found swap_devices: 1")
+        return v
+
+
+# defaults: any scenario field but the name; checked as part of each scenario it is merged into
+_Defaults = create_model("_Defaults", __base__=Strict,
+                         **{n: (Any, None) for n in _ScenarioModel.model_fields if n != "name"})
+
+
+class _ScenarioFileModel(Strict):
+    defaults: _Defaults | None = None
+    scenarios: list[_ScenarioModel] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_defaults(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict) or not isinstance(raw.get("defaults"), dict) \
+                or not isinstance(raw.get("scenarios"), list):
+            return raw
+        d = raw["defaults"]
+        return {**raw, "scenarios": [{**d, **s} if isinstance(s, dict) else s for s in raw["scenarios"]]}
+
+
+def _record(m: _ScenarioModel) -> Scenario:
     return Scenario(
-        name=name,
-        backend=backend,
-        memory_mib=c.integer(d.get("memory_mib", 64), f"{where}.memory_mib", 64, 16384),
-        cpus=c.integer(d.get("cpus", 1), f"{where}.cpus", 1, 4),
-        swap_mib=c.integer(d.get("swap_mib", 1), f"{where}.swap_mib", 1, 65536),
-        cmdline_extra=extra,
-        workloads=_workloads(c, d.get("workloads"), f"{where}.workloads"),
-        timeout_s=c.integer(d.get("timeout_s", 10), f"{where}.timeout_s", 10, 7200),
-        swapoff_recheck=c.boolean(d.get("swapoff_recheck", True), f"{where}.swapoff_recheck"),
-        zpool=zpool,
-        expect=_expectations(c, d.get("expect"), f"{where}.expect"),
-        description=c.string(d.get("description", ""), f"{where}.description", empty_ok=True),
-        hotplug=_hotplug(c, d, where),
-        fault_percent=c.integer(d.get("fault_percent", 0), f"{where}.fault_percent", 0, 100),
-        swap_devices=c.integer(d.get("swap_devices", 1), f"{where}.swap_devices", 1, 2),
-        swapoff_under_load=_swapoff_under_load(c, d, where),
-        memcg_max_mib=c.integer(d.get("memcg_max_mib", 0), f"{where}.memcg_max_mib", 0, 16384),
-        load_fail_percent=c.integer(d.get("load_fail_percent", 0), f"{where}.load_fail_percent", 0, 100),
+        name=m.name, backend=m.backend, memory_mib=m.memory_mib, cpus=m.cpus, swap_mib=m.swap_mib,
+        cmdline_extra=m.cmdline_extra,
+        workloads=tuple(Workload(w.size_mib, w.pattern, w.passes, w.seed, w.thp) for w in m.workloads),
+        timeout_s=m.timeout_s, swapoff_recheck=m.swapoff_recheck, zpool=m.zpool, expect=tuple(m.expect),
+        description=m.description, hotplug=m.hotplug, fault_percent=m.fault_percent,
+        swap_devices=m.swap_devices, swapoff_under_load=m.swapoff_under_load, memcg_max_mib=m.memcg_max_mib,
+        load_fail_percent=m.load_fail_percent, silence_timeout_s=m.silence_timeout_s,
     )
-
-
-def _swapoff_under_load(c: Checker, d: dict[str, Any], where: str) -> bool:
-    on = c.boolean(d.get("swapoff_under_load", False), f"{where}.swapoff_under_load")
-    if on and d.get("swap_devices", 1) != 2:
-        c.fail(f"{where}.swapoff_under_load", "needs swap_devices: 2 (the second disk goes off and on)")
-    return on
-
-
-def _hotplug(c: Checker, d: dict[str, Any], where: str) -> bool:
-    hotplug = c.boolean(d.get("hotplug", False), f"{where}.hotplug")
-    if hotplug and d.get("cpus", 1) < 2:
-        c.fail(f"{where}.hotplug", "needs cpus: 2 or more (CPU 0 cannot go offline)")
-    return hotplug
-
-
-def _check_names(c: Checker, scenarios: list[Scenario]) -> None:
-    seen: set[str] = set()
-    for i, s in enumerate(scenarios):
-        if s.name in seen:
-            c.fail(f"scenarios[{i}].name", f"duplicate scenario name {s.name!r}")
-        seen.add(s.name)
-
-
-def _defaults(c: Checker, raw: Any) -> dict[str, Any]:
-    """The optional top-level ``defaults`` mapping: field values every scenario inherits."""
-    if raw is None:
-        return {}
-    return c.mapping(raw, "defaults", set(), (SCENARIO_REQUIRED | SCENARIO_OPTIONAL) - {"name"})
-
-
-def _with_defaults(defaults: dict[str, Any], raw: Any) -> Any:
-    return {**defaults, **raw} if isinstance(raw, dict) else raw
 
 
 def load_scenarios(path: Path = DEFAULT_FILE) -> ScenarioFile:
-    """Load and validate the scenario file; raise ForgeError listing every problem."""
-    raw = load_yaml(path, "scenario file")
-    c = Checker(path)
-    top = c.mapping(raw, "(top level)", {"scenarios"}, {"defaults"})
-    defaults = _defaults(c, top.get("defaults"))
-    items = top.get("scenarios")
-    if top and (not isinstance(items, list) or not items):
-        c.fail("scenarios", "expected a non-empty list of scenarios")
-        items = []
-    scenarios = [s for i, r in enumerate(items or [])
-                 if (s := _scenario(c, _with_defaults(defaults, r), f"scenarios[{i}]"))]
-    _check_names(c, scenarios)
-    if c.problems:
-        raise ForgeError("invalid scenario file:\n  " + "\n  ".join(c.problems))
-    return ScenarioFile(path=path, scenarios=tuple(scenarios))
+    """Load and validate the scenario file; raise ForgeError listing every problem, one a line."""
+    m = validate(_ScenarioFileModel, load_yaml(path, "scenario file"), path)
+    p = Problems(path)
+    seen: dict[str, int] = {}
+    for i, s in enumerate(m.scenarios):
+        if s.name in seen:
+            p.add(f"scenarios[{i}].name", f"expected a new scenario name, found {s.name!r} again "
+                  f"(scenarios[{seen[s.name]}])")
+        seen.setdefault(s.name, i)
+    p.raise_if_any()
+    return ScenarioFile(path=path, scenarios=tuple(_record(s) for s in m.scenarios))
 
 
 def get(name: str, path: Path = DEFAULT_FILE) -> Scenario:

@@ -1,18 +1,36 @@
-"""The series file: load the YAML, validate every field, and return typed records.
+"""The series file: load the YAML, validate every field (pydantic models), return typed records.
 
-Nothing is touched before the whole file has been checked; every problem is
-reported with the file name and the path of the field (``series[1].patches[0].subject``).
+Nothing is touched before the whole file has been checked; every problem is reported on
+one line with the file name and the path of the field
+(``series.yaml: series[1].patches[0].subject: expected a non-empty string, found 42``).
 """
 
 from __future__ import annotations
 
+import functools
+import operator
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Discriminator, Field, PlainValidator, Tag, create_model, field_validator, model_validator
 
 from .errors import ForgeError
-from .yamlcheck import Checker, load_yaml
+from .validate import (
+    Bool,
+    Choice,
+    Int,
+    Problems,
+    Str,
+    Strict,
+    context_check,
+    expected,
+    load_yaml,
+    plain,
+    validate,
+)
 
 DEFAULT_TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
 COMPRESSORS = ("lzo", "lzo-rle", "lz4", "lz4hc", "deflate", "zstd", "842")
@@ -28,8 +46,10 @@ OP_FIELDS: dict[str, tuple[set[str], set[str]]] = {
     "remove_block": ({"path", "first_line"}, set()),
 }
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-VERSION_RE = re.compile(r"^\d+\.\d+\.\d+\S*$")  # a kernel version: 6.1.192
 EMAIL_RE = re.compile(r"^[^@\s<>]+@[^@\s<>]+$")
+# a recipient: an address, or "Name <address>"
+RECIPIENT_RE = r"[^@\s<>]+@[^@\s<>]+|[^<>]*<[^@\s<>]+@[^@\s<>]+>"
+DATE_FORMAT = "%Y-%m-%d %H:%M:%S %z"
 
 
 @dataclass(frozen=True)
@@ -70,7 +90,7 @@ class Base:
     tarball: Path | None
     tree: Path | None
     ref: str | None
-    made_on: str | None = None  # kernel version (6.1.192) the committed patches/ were made on
+    made_on: str | None = None  # the kernel version patches/ was made on, e.g. "6.1.192"
 
 
 @dataclass(frozen=True)
@@ -83,8 +103,8 @@ class SeriesFile:
     date: str
     to: tuple[str, ...]
     cc: tuple[str, ...]
-    knobs: dict[str, Any]
-    counters: tuple[dict[str, Any], ...]
+    knobs: Knobs
+    counters: tuple[Counter, ...]
     series: tuple[Series, ...] = field(default_factory=tuple)
     cover_results: Path | None = None  # measured results (invoke bench --cover) for the cover letters
 
@@ -103,196 +123,251 @@ class SeriesFile:
         return out
 
 
-class _Checker(Checker):
-    """The generic checks, plus the series file's own kinds of field."""
-
-    def template(self, value: Any, where: str, template_dir: Path) -> str:
-        name = self.string(value, where)
-        if name and not (template_dir / name).is_file():
-            self.fail(where, f"template {name!r} not found in {template_dir}")
-        return name
-
-    def versioned_text(self, value: Any, where: str) -> dict[int, str]:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            self.fail(where, "expected a mapping of version number to text")
-            return {}
-        out = {}
-        for k, v in value.items():
-            out[self.integer(k, f"{where}.{k}", 2, 99)] = self.string(v, f"{where}.{k}")
-        return out
+# --- the models: types and ranges of every field --------------------------------------------
 
 
-def _op(c: _Checker, raw: Any, where: str, template_dir: Path) -> Op | None:
-    if not isinstance(raw, dict) or "op" not in raw:
-        c.fail(where, "expected a mapping with an 'op' field")
-        return None
-    kind = raw["op"]
-    if kind not in OP_FIELDS:
-        c.fail(f"{where}.op", f"unknown op {kind!r} (known: {', '.join(OP_FIELDS)})")
-        return None
-    required, optional = OP_FIELDS[kind]
-    c.mapping(raw, where, required | {"op"}, optional)
-    args = {k: c.string(v, f"{where}.{k}") for k, v in raw.items() if k != "op"}
-    if kind in ("insert", "remove", "replace") and ("template" in args) == ("text" in args):
-        c.fail(where, f"op {kind} takes exactly one of 'template' and 'text'")
-    if kind == "insert" and ("after" in args) == ("before" in args):
-        c.fail(where, "op insert takes exactly one of 'after' and 'before'")
-    if "template" in args:
-        c.template(args["template"], f"{where}.template", template_dir)
-    for key in ("path", "from", "to"):
-        if key in args and (args[key].startswith("/") or ".." in args[key].split("/")):
-            c.fail(f"{where}.{key}", f"path {args[key]!r} must be relative to the kernel tree")
-    return Op(kind, args, where)
+def _template(v: Any, ctx: dict[str, Any]) -> str:
+    tdir: Path | None = ctx.get("template_dir")
+    if not isinstance(v, str) or not v.strip():
+        raise expected("a template file name")
+    if tdir is not None and not (tdir / v).is_file():
+        raise expected(f"a template file in {tdir}")
+    return v
 
 
-def _patch(c: _Checker, raw: Any, where: str, template_dir: Path) -> Patch:
-    m = c.mapping(raw, where, {"subject", "message", "ops"}, {"features", "changes"})
-    subject = c.string(m.get("subject"), f"{where}.subject")
-    if len(subject) > 70:
-        c.fail(f"{where}.subject", f"{len(subject)} characters; keep subjects within 70 so that "
-               "'[PATCH vN i/n] ' still fits 75 columns")
-    ops_raw = m.get("ops")
-    if not isinstance(ops_raw, list) or not ops_raw:
-        if "ops" in m:
-            c.fail(f"{where}.ops", "expected a non-empty list of file operations")
-        ops_raw = []
-    ops = [_op(c, o, f"{where}.ops[{i}]", template_dir) for i, o in enumerate(ops_raw)]
-    return Patch(
-        subject=subject,
-        message=c.template(m.get("message"), f"{where}.message", template_dir),
-        features=c.strings(m.get("features"), f"{where}.features"),
-        ops=tuple(o for o in ops if o),
-        changes=c.versioned_text(m.get("changes"), f"{where}.changes"),
-        where=where,
-    )
+def _tree_path(v: Any) -> str:
+    if not isinstance(v, str) or not v.strip() or v.startswith("/") or ".." in v.split("/"):
+        raise expected("a path relative to the kernel tree")
+    return v
 
 
-def _series(c: _Checker, raw: Any, where: str, template_dir: Path, earlier: list[str]) -> Series:
-    m = c.mapping(
-        raw, where,
-        {"name", "version", "base", "location", "change_id", "cover", "patches"},
-        {"subject_prefix", "changelog", "in_reply_to_previous"},
-    )
-    name = c.string(m.get("name"), f"{where}.name", NAME_RE)
-    base = c.string(m.get("base"), f"{where}.base")
-    if base and base != "kernel" and base not in earlier:
-        have = ", ".join(earlier) or "none"
-        c.fail(f"{where}.base", f"{base!r} is neither 'kernel' nor an earlier series ({have})")
-    if name in earlier:
-        c.fail(f"{where}.name", f"series {name!r} is defined twice")
-    patches_raw = m.get("patches")
-    if not isinstance(patches_raw, list) or not patches_raw:
-        if "patches" in m:
-            c.fail(f"{where}.patches", "expected a non-empty list of patches")
-        patches_raw = []
-    version = c.integer(m.get("version"), f"{where}.version", 1, 99)
-    reply = c.boolean(m.get("in_reply_to_previous", False), f"{where}.in_reply_to_previous")
-    if reply and version == 1:
-        c.fail(f"{where}.in_reply_to_previous", "version 1 has no previous version to reply to")
-    location = c.string(m.get("location"), f"{where}.location")
-    if location and (location.startswith("/") or location.endswith("/")):
-        c.fail(f"{where}.location", f"{location!r} must be a relative directory without a trailing '/'")
-    return Series(
-        name=name,
-        version=version,
-        subject_prefix=c.string(m.get("subject_prefix", "PATCH"), f"{where}.subject_prefix"),
-        base=base,
-        location=location,
-        change_id=c.string(m.get("change_id"), f"{where}.change_id"),
-        cover=c.template(m.get("cover"), f"{where}.cover", template_dir),
-        changelog=c.versioned_text(m.get("changelog"), f"{where}.changelog"),
-        patches=tuple(_patch(c, p, f"{where}.patches[{i}]", template_dir) for i, p in enumerate(patches_raw)),
-        where=where,
-        in_reply_to_previous=reply,
-    )
+def _date(v: Any) -> str:
+    what = "a date 'YYYY-MM-DD HH:MM:SS +ZZZZ'"
+    if not isinstance(v, str) or not re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}", v):
+        raise expected(what)
+    try:
+        datetime.strptime(v, DATE_FORMAT)
+    except ValueError:
+        raise expected(what) from None
+    return v
+
+
+def _location(v: Any) -> str:
+    if not isinstance(v, str) or not v.strip() or v.startswith("/") or v.endswith("/"):
+        raise expected("a relative directory without a trailing '/'")
+    return v
+
+
+def _subject(v: Any) -> str:
+    if not isinstance(v, str) or not v.strip():
+        raise expected("a non-empty string")
+    if len(v) > 70:
+        raise plain(f"expected at most 70 characters (so that '[PATCH vN i/n] ' still fits 75 columns), "
+                    f"found {len(v)}")
+    return v
+
+
+Template = Annotated[str, context_check(_template)]
+TreePath = Annotated[str, PlainValidator(_tree_path)]
+Text = Str()
+Recipient = Str(RECIPIENT_RE, what="an address ('a@example.org' or 'Name <a@example.org>')")
+VersionedText = dict[Int(2, 99), Text]
+
+
+class Knobs(Strict):
+    """knobs: what the templates see as zcache.*, tmem.*, zbud.* (the same values as the YAML)."""
+
+    class Zcache(Strict):
+        compressor: Choice(*COMPRESSORS)
+        poor_percent: Int(1, 95)
+        poor_percent_max: Int(1, 95)
+        max_pool_percent: Int(1, 100)
+        accept_threshold_percent: Int(1, 100)
+        swap_obj_bits: Int(0, 16)
+
+    class Tmem(Strict):
+        hash_bucket_bits: Int(1, 12)
+        objnode_shift: Int(2, 8)
+
+    class Zbud(Strict):
+        chunk_bits: Int(4, 8)
+
+    zcache: Zcache
+    tmem: Tmem
+    zbud: Zbud
+
+
+class Counter(Strict):
+    """One debugfs counter of zcache; max: a level with a _max file."""
+
+    name: Str(r"[a-z][a-z0-9_]*", what="a counter name (lower case, digits, '_')")
+    max: Bool = False
+
+
+class _BaseModel(Strict):
+    tarball: Str() | None = None
+    tree: Str() | None = None
+    ref: Str() | None = None
+    made_on: Str(r"\d+\.\d+(\.\d+)?", what="a kernel version like '6.1.192'") | None = None
+
+
+class _Author(Strict):
+    name: Text
+    email: Str(EMAIL_RE.pattern, what="an email address like 'name@example.org'")
+
+
+class _OpModel(Strict):
+    """What every op has: its name. _op_model adds the fields of each kind (OP_FIELDS)."""
+
+    op: str
+
+
+def _op_model(kind: str, required: set[str], optional: set[str]) -> type[_OpModel]:
+    """A model for one op: its required fields, its optional ones, nothing else."""
+    types = {"path": TreePath, "from": TreePath, "to": TreePath, "template": Template}
+    fields: dict[str, Any] = {}
+    for name in sorted(required | optional):
+        tp = types.get(name, Text)
+        attr = name + "_" if name in ("from",) else name
+        default = ... if name in required else None
+        fields[attr] = (tp if name in required else tp | None, Field(default, alias=name))
+
+    def one_of(self: Any) -> Any:
+        args = self.model_dump(by_alias=True, exclude_none=True)
+        if kind in ("insert", "remove", "replace") and ("template" in args) == ("text" in args):
+            found = "both" if "text" in args else "neither"
+            raise plain(f"op {kind}: expected exactly one of 'template' and 'text', found {found}")
+        if kind == "insert" and ("after" in args) == ("before" in args):
+            found = "both" if "after" in args else "neither"
+            raise plain(f"op insert: expected exactly one of 'after' and 'before', found {found}")
+        return self
+
+    checks = {"one_of": model_validator(mode="after")(one_of)}
+    return create_model(f"Op_{kind}", __base__=_OpModel, __validators__=checks, **fields)
+
+
+OP_MODELS = {kind: _op_model(kind, req, opt) for kind, (req, opt) in OP_FIELDS.items()}
+
+
+def _op_tag(v: Any) -> str | None:
+    if isinstance(v, dict):  # an unknown or missing op: an error listing the known ones
+        return f"op={v['op']}" if isinstance(v.get("op"), str) else "op=?"
+    return None
+
+
+# one model per op, chosen by the op's name (tag "op=NAME"; validate.path_of leaves the tag out)
+OpModel = Annotated[
+    functools.reduce(operator.or_, (Annotated[m, Tag(f"op={k}")] for k, m in OP_MODELS.items())),
+    Discriminator(_op_tag),
+]
+
+
+class _PatchModel(Strict):
+    subject: Annotated[str, PlainValidator(_subject)]
+    message: Template
+    features: list[Text] = []
+    ops: list[OpModel] = Field(min_length=1)
+    changes: VersionedText = {}
+
+
+class _SeriesModel(Strict):
+    name: Str(NAME_RE.pattern, what="a name of lower-case letters, digits and dashes")
+    version: Int(1, 99)
+    subject_prefix: Text = "PATCH"
+    base: Text
+    location: Annotated[str, PlainValidator(_location)]
+    change_id: Text
+    cover: Template
+    changelog: VersionedText = {}
+    patches: list[_PatchModel] = Field(min_length=1)
+    in_reply_to_previous: Bool = False
+
+    @field_validator("in_reply_to_previous")
+    @classmethod
+    def _needs_a_previous(cls, v: bool, info: Any) -> bool:
+        if v and info.data.get("version") == 1:
+            raise plain("expected false for version 1, found true (version 1 has no previous version "
+                        "to reply to)")
+        return v
+
+
+class _SeriesFileModel(Strict):
+    base: _BaseModel = _BaseModel()
+    author: _Author
+    date: Annotated[str, PlainValidator(_date)]
+    cover_results: Str() | None = None
+    to: list[Recipient] | None = None
+    cc: list[Recipient] | None = None
+    knobs: Knobs
+    counters: list[Counter] = Field(min_length=1)
+    series: list[_SeriesModel] = Field(min_length=1)
+
+
+# --- loading: the models, then what relates fields to each other ------------------------------
+
+
+def _cross_checks(path: Path, m: _SeriesFileModel) -> Problems:
+    p = Problems(path)
+    b = m.base
+    if b.tree is not None and b.tarball is not None:
+        p.add("base", "expected either 'tarball' or 'tree' (with 'ref'), found both")
+    if b.tree is not None and b.ref is None:
+        p.add("base.ref", "expected the branch, tag or commit of 'tree' to build on, found nothing")
+    if b.tree is not None:
+        tree = Path(b.tree).expanduser()
+        if not (tree / ".git").exists() and not (tree / "HEAD").is_file():
+            p.add("base.tree", f"expected a git repository, found {str(tree)!r}")
+    seen: set[str] = set()
+    for i, c in enumerate(m.counters):
+        if c.name in seen:
+            p.add(f"counters[{i}].name", f"expected a counter listed once, found {c.name!r} again")
+        seen.add(c.name)
+    earlier: list[str] = []
+    for i, s in enumerate(m.series):
+        if s.name in earlier:
+            p.add(f"series[{i}].name", f"expected a new series name, found {s.name!r} again (series "
+                  f"[{earlier.index(s.name)}])")
+        if s.base != "kernel" and s.base not in earlier:
+            have = ", ".join(earlier) or "none"
+            p.add(f"series[{i}].base", f"expected 'kernel' or an earlier series ({have}), found {s.base!r}")
+        earlier.append(s.name)
+    return p
+
+
+def _record_series(s: _SeriesModel, where: str) -> Series:
+    patches = []
+    for j, pm in enumerate(s.patches):
+        pw = f"{where}.patches[{j}]"
+        ops = tuple(Op(o.op, o.model_dump(by_alias=True, exclude_none=True, exclude={"op"}), f"{pw}.ops[{k}]")
+                    for k, o in enumerate(pm.ops))
+        patches.append(Patch(subject=pm.subject, message=pm.message, features=tuple(pm.features), ops=ops,
+                             changes=dict(pm.changes), where=pw))
+    return Series(name=s.name, version=s.version, subject_prefix=s.subject_prefix, base=s.base,
+                  location=s.location, change_id=s.change_id, cover=s.cover, changelog=dict(s.changelog),
+                  patches=tuple(patches), where=where, in_reply_to_previous=s.in_reply_to_previous)
 
 
 def load(path: Path, template_dir: Path | None = None) -> SeriesFile:
-    """Load and fully validate a series file; raise ForgeError listing every problem."""
+    """Load and fully validate a series file; raise ForgeError listing every problem, one a line."""
     path = Path(path)
     raw = load_yaml(path, "series file")
     template_dir = template_dir or path.parent / "templates"
-    c = _Checker(path)
-    top = c.mapping(raw, "", {"author", "date", "knobs", "counters", "series"},
-                    {"base", "to", "cc", "cover_results"})
-    if not top:
-        raise ForgeError("\n".join(c.problems))
-
-    base_raw = c.mapping(top.get("base", {}), "base", set(), {"tarball", "tree", "ref", "made_on"})
-    if "tree" in base_raw and "tarball" in base_raw:
-        c.fail("base", "give either 'tarball' or 'tree' (with 'ref'), not both")
-    if "tree" in base_raw and "ref" not in base_raw:
-        c.fail("base.ref", "missing required field (the branch, tag or commit of 'tree' to build on)")
-    tree = Path(c.string(base_raw["tree"], "base.tree")).expanduser() if "tree" in base_raw else None
-    if tree is not None and not (tree / ".git").exists() and not (tree / "HEAD").is_file():
-        c.fail("base.tree", f"{tree} is not a git repository")
-    tarball = None if tree else Path(base_raw.get("tarball", DEFAULT_TARBALL))
-    made_on = c.string(base_raw["made_on"], "base.made_on", VERSION_RE) if "made_on" in base_raw else None
-    base = Base(tarball=tarball, tree=tree, ref=base_raw.get("ref"), made_on=made_on)
-
-    author = c.mapping(top.get("author"), "author", {"name", "email"}, set())
-    knobs = c.mapping(top.get("knobs"), "knobs", {"zcache", "tmem", "zbud"}, set())
-    zc = c.mapping(knobs.get("zcache", {}), "knobs.zcache",
-                   {"compressor", "poor_percent", "poor_percent_max", "max_pool_percent",
-                    "accept_threshold_percent", "swap_obj_bits"}, set())
-    if zc.get("compressor") not in COMPRESSORS and "compressor" in zc:
-        c.fail("knobs.zcache.compressor", f"{zc['compressor']!r} is not one of {', '.join(COMPRESSORS)}")
-    c.integer(zc.get("poor_percent"), "knobs.zcache.poor_percent", 1, 95)
-    c.integer(zc.get("poor_percent_max"), "knobs.zcache.poor_percent_max", 1, 95)
-    c.integer(zc.get("max_pool_percent"), "knobs.zcache.max_pool_percent", 1, 100)
-    c.integer(zc.get("accept_threshold_percent"), "knobs.zcache.accept_threshold_percent", 1, 100)
-    c.integer(zc.get("swap_obj_bits"), "knobs.zcache.swap_obj_bits", 0, 16)
-    tm = c.mapping(knobs.get("tmem", {}), "knobs.tmem", {"hash_bucket_bits", "objnode_shift"}, set())
-    c.integer(tm.get("hash_bucket_bits"), "knobs.tmem.hash_bucket_bits", 1, 12)
-    c.integer(tm.get("objnode_shift"), "knobs.tmem.objnode_shift", 2, 8)
-    zb = c.mapping(knobs.get("zbud", {}), "knobs.zbud", {"chunk_bits"}, set())
-    c.integer(zb.get("chunk_bits"), "knobs.zbud.chunk_bits", 4, 8)
-
-    counters_raw = top.get("counters")
-    counters: list[dict[str, Any]] = []
-    if not isinstance(counters_raw, list) or not counters_raw:
-        c.fail("counters", "expected a non-empty list of counters")
-        counters_raw = []
-    seen: set[str] = set()
-    for i, cr in enumerate(counters_raw):
-        cm = c.mapping(cr, f"counters[{i}]", {"name"}, {"max"})
-        cname = c.string(cm.get("name"), f"counters[{i}].name", re.compile(r"^[a-z][a-z0-9_]*$"))
-        if cname in seen:
-            c.fail(f"counters[{i}].name", f"counter {cname!r} listed twice")
-        seen.add(cname)
-        if not isinstance(cm.get("max", False), bool):
-            c.fail(f"counters[{i}].max", "expected true or false")
-        counters.append({"name": cname, "max": bool(cm.get("max", False))})
-
-    series_raw = top.get("series")
-    if not isinstance(series_raw, list) or not series_raw:
-        c.fail("series", "expected a non-empty list of series")
-        series_raw = []
-    series: list[Series] = []
-    for i, sr in enumerate(series_raw):
-        series.append(_series(c, sr, f"series[{i}]", template_dir, [s.name for s in series]))
-
-    author_name = c.string(author.get("name"), "author.name")
-    author_email = c.string(author.get("email"), "author.email", EMAIL_RE)
-    date = c.string(top.get("date"), "date")
-    if date and not re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}$", date):
-        c.fail("date", f"{date!r} is not of the form 'YYYY-MM-DD HH:MM:SS +ZZZZ'")
-    if c.problems:
-        raise ForgeError("\n".join(c.problems))
+    m = validate(_SeriesFileModel, raw, path, {"template_dir": template_dir})
+    _cross_checks(path, m).raise_if_any()
+    tree = Path(m.base.tree).expanduser() if m.base.tree else None
+    base = Base(tarball=None if tree else Path(m.base.tarball or DEFAULT_TARBALL), tree=tree, ref=m.base.ref,
+                made_on=m.base.made_on)
     return SeriesFile(
         path=path,
         template_dir=template_dir,
         base=base,
-        author_name=author_name,
-        author_email=author_email,
-        date=date,
-        to=c.strings(top.get("to"), "to"),
-        cc=c.strings(top.get("cc"), "cc"),
-        knobs=dict(knobs),
-        counters=tuple(counters),
-        series=tuple(series),
-        cover_results=(path.parent / c.string(top["cover_results"], "cover_results")
-                       if "cover_results" in top else None),
+        author_name=m.author.name,
+        author_email=m.author.email,
+        date=m.date,
+        to=tuple(m.to or ()),
+        cc=tuple(m.cc or ()),
+        knobs=m.knobs,
+        counters=tuple(m.counters),
+        series=tuple(_record_series(s, f"series[{i}]") for i, s in enumerate(m.series)),
+        cover_results=path.parent / m.cover_results if m.cover_results is not None else None,
     )

@@ -1,21 +1,87 @@
-"""The bench's tables and chart: markdown for results/bench.md, a PNG, and a plain-text table within
-75 columns for the cover letters.
+"""Every table the tool prints: the qemu-test verdict table and JSON, and the bench's tables and chart
+(markdown for results/bench.md, a PNG, and a plain-text table within 75 columns for the cover letters).
 
-Swap I/O, the hit rate of loads, write-back and pool figures are those of the primary disk model
+Bench: swap I/O, the hit rate of loads, write-back and pool figures are those of the primary disk model
 (the first of BenchResult.disks, a throttled one by default); throughput and elapsed time get one
 column per disk model, so the unthrottled host figures stand next to the throttled ones."""
 
 from __future__ import annotations
 
+import json
 import math
 import textwrap
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .bench import REFERENCE, UNTHROTTLED, BenchResult, Cell, disk_table, num, pct
+from . import bench  # which imports this module too: only its attributes, at call time
+from .ktap import KtapResult, kunit_counts
+
+if TYPE_CHECKING:
+    from .judge import ScenarioResult
 
 Figures = dict[str, dict[str, float | None]]
 COVER_WIDTH = 75
+
+
+def num(v: float | None, digits: int = 0) -> str:
+    """A figure with thousands separators, or "-"."""
+    return "-" if v is None else f"{v:,.{digits}f}"
+
+
+def pct(fraction: float | None) -> str:
+    """A fraction as a whole percentage, or "-"."""
+    return "-" if fraction is None else f"{100 * fraction:.0f}%"
+
+
+# ---------------------------------------------------------------- qemu-test
+
+def to_json(results: list[ScenarioResult]) -> str:
+    return json.dumps([asdict(r) for r in results], indent=2, default=str)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+def _kunit_cell(results: list[KtapResult]) -> str:
+    """passed/cases of KUnit, or "-" when the kernel printed no KTAP."""
+    if not results:
+        return "-"
+    c = kunit_counts(results)
+    return f"{c['passed']}/{c['cases']}"
+
+
+def columns(headers: list[str], rows: list[list[str]]) -> list[str]:
+    """Plain-text columns under a rule, trailing blanks stripped."""
+    cells = [headers] + rows
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
+
+
+def render_table(results: list[ScenarioResult]) -> str:
+    """Plain-text columns, one row per scenario, then the reasons of the failures."""
+    headers = ["scenario", "backend", "accel", "result", "secs", "swap-used-MiB", "fs-stores",
+               "fs-refused", "fs-loads", "zcache-stored", "corrupted", "swapoff-s", "kunit"]
+    rows = []
+    for r in results:
+        s = r.summary
+        rows.append([r.name, r.backend, r.accelerator or "-", "PASS" if r.passed else "FAIL",
+                     f"{r.seconds:.0f}", _fmt(s.get("swap_used_mib")), _fmt(s.get("frontswap_stores")),
+                     _fmt(s.get("frontswap_failed")), _fmt(s.get("frontswap_loads")),
+                     _fmt(s.get("zcache_stored")), _fmt(s.get("corrupted")),
+                     "-" if s.get("swapoff_s") is None else f"{s['swapoff_s']:.1f}", _kunit_cell(r.kunit)])
+    lines = columns(headers, rows)
+    for r in results:
+        for reason in r.reasons:
+            lines.append(f"{r.name}: {reason}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- bench
+
 
 
 def _fig(f: Figures, key: str, digits: int = 0, scale: float = 1.0) -> str:
@@ -28,11 +94,11 @@ def _fig(f: Figures, key: str, digits: int = 0, scale: float = 1.0) -> str:
     return text if lo == hi else f"{text} ({num(lo, digits)}..{num(hi, digits)})"
 
 
-def _scenarios(res: BenchResult) -> list[str]:
+def _scenarios(res: bench.BenchResult) -> list[str]:
     return list(dict.fromkeys(c.scenario for c in res.cells))
 
 
-def _backends(res: BenchResult, scenario: str | None = None) -> list[str]:
+def _backends(res: bench.BenchResult, scenario: str | None = None) -> list[str]:
     return list(dict.fromkeys(c.backend for c in res.cells if scenario is None or c.scenario == scenario))
 
 
@@ -45,8 +111,8 @@ def disk_legend(disks: list[dict[str, str]]) -> str:
     return "Swap disk models: " + " ".join(parts)
 
 
-def _row(res: BenchResult, scenario: str, backend: str) -> list[str]:
-    cells: dict[str, Cell | None] = {d: res.cell(backend, scenario, d) for d in res.disks}
+def _row(res: bench.BenchResult, scenario: str, backend: str) -> list[str]:
+    cells: dict[str, bench.Cell | None] = {d: res.cell(backend, scenario, d) for d in res.disks}
     figs: dict[str, Figures] = {d: (c.figures if c else {}) for d, c in cells.items()}
     primary = cells[res.primary_disk]
     f = figs[res.primary_disk]
@@ -65,19 +131,19 @@ def _row(res: BenchResult, scenario: str, backend: str) -> list[str]:
             rejects or "-", num(max(corrupted)) if corrupted else "-"]
 
 
-def _failures(res: BenchResult, scenario: str) -> list[str]:
+def _failures(res: bench.BenchResult, scenario: str) -> list[str]:
     return [f"- {c.backend} on the {c.disk} disk failed: {c.failure}"
             for c in res.cells if c.scenario == scenario and not c.passed]
 
 
-def markdown(res: BenchResult) -> str:
+def markdown(res: bench.BenchResult) -> str:
     """The disk models, then one table per scenario: median (min..max) of each figure, per backend."""
     p = res.primary_disk
     head = ["backend", "swap writes (pswpout)", "vs plain swap", "swap reads (pswpin)", "hit rate (%)",
             "written back", "pages per frame", "RAM held (MiB)", *(f"MiB/s ({d})" for d in res.disks),
-            f"vs {REFERENCE} ({p})", *(f"elapsed s ({d})" for d in res.disks), "rejects", "corrupted"]
+            f"vs {bench.REFERENCE} ({p})", *(f"elapsed s ({d})" for d in res.disks), "rejects", "corrupted"]
     align = ["---", *["---:"] * (len(head) - 3), "---", "---:"]
-    lines = [disk_legend(disk_table(res.disks)),
+    lines = [disk_legend(bench.disk_table(res.disks)),
              f"Swap I/O, hit rate (frontswap loads / all swap-ins), written back, pages per frame, RAM "
              f"and rejects are on the {p} disk; MiB/s and elapsed time on each disk.", ""]
     for scenario in _scenarios(res):
@@ -89,7 +155,7 @@ def markdown(res: BenchResult) -> str:
     return "\n".join(lines)
 
 
-def chart(res: BenchResult, path: Path) -> Path:
+def chart(res: bench.BenchResult, path: Path) -> Path:
     """A PNG: swap-device writes, hit rate and density on the primary disk, and throughput on every
     disk model, per scenario and backend."""
     import matplotlib
@@ -145,9 +211,9 @@ def cover_table(data: dict[str, Any]) -> str:
     """Plain-text tables within 75 columns for a cover letter, from BenchResult.to_dict(): per scenario,
     swap I/O on the primary disk, then throughput on every disk model."""
     env = data["environment"]
-    cells = {(c["backend"], c["scenario"], c.get("disk", UNTHROTTLED)): c for c in data["cells"]}
+    cells = {(c["backend"], c["scenario"], c.get("disk", bench.UNTHROTTLED)): c for c in data["cells"]}
     disks = [d["name"] for d in data.get("disks", [])] or list(dict.fromkeys(d for _, _, d in cells))
-    primary = disks[0] if disks else UNTHROTTLED
+    primary = disks[0] if disks else bench.UNTHROTTLED
     intro = (f"invoke bench, {env['series']} v{env['series_version']} ({env['kernel_commit'][:12]}), "
              f"QEMU {env['accelerator']}, {env['compressor']}, median of {env['reps']} runs; zcache and "
              f"zswap may both take {env['pool_percent']}% of RAM. Swap disks: "

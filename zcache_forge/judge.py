@@ -1,0 +1,290 @@
+"""The judging rules: a scenario, its parsed console and how QEMU ended -> a ScenarioResult (the verdict)
+with every reason the run failed.
+
+evaluate() is pure: typed records in (console.Console, ktap.KtapResult, RunOutcome), a verdict out.
+judge() and judge_run() read the console first (console.parse_console, ktap.parse_ktap).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import ktap
+from .console import CONTEXT_BEFORE, TAIL_LINES, Console, ParseError, Splat, parse_console
+from .ktap import KtapResult
+from .qemu import GuestRun
+from .scenarios import Scenario
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How QEMU ended, as far as the verdict cares."""
+
+    exit_kind: str = "exit"  # "exit", "reset", "timeout", "qemu-error" (qemu.GuestRun.exit_kind)
+    guest_status: int | None = 0
+    seconds: float = 0.0
+    accel: str = ""
+    qemu_stderr: str = ""
+    console_log: Path | None = None
+
+
+@dataclass
+class ScenarioResult:
+    """The verdict on one run of a scenario."""
+
+    name: str
+    backend: str
+    passed: bool
+    reasons: list[str]
+    workloads: list[dict[str, Any]]  # memhog's records as printed, run and recheck phases
+    counters: dict[str, dict[str, float]]  # phase -> counter -> value
+    accelerator: str
+    seconds: float
+    splats: list[Splat]
+    exit_kind: str
+    guest_status: int | None
+    boot: dict[str, Any] | None = None
+    steps: list[dict[str, Any]] = field(default_factory=list)  # swapoff timing etc.
+    summary: dict[str, float | None] = field(default_factory=dict)
+    console_log: str | None = None
+    kunit: list[KtapResult] = field(default_factory=list)  # KUnit results, when the kernel has tests
+    parse_errors: list[ParseError] = field(default_factory=list)  # ZCF-RESULT lines that could not be read
+
+
+Verdict = ScenarioResult
+
+
+# ---------------------------------------------------------------- rules
+
+def counters_by_phase(con: Console) -> dict[str, dict[str, float]]:
+    return {rec.phase: rec.values for rec in con.counters}
+
+
+def _delta(counters: dict[str, dict[str, float]], key: str, start: str, end: str) -> float | None:
+    a, b = counters.get(start, {}).get(key), counters.get(end, {}).get(key)
+    return None if a is None or b is None else b - a
+
+
+def exit_reasons(out: RunOutcome, scenario: Scenario) -> list[str]:
+    if out.exit_kind == "timeout":
+        return [f"timed out after {out.seconds:.0f} s (limit {scenario.timeout_s} s): QEMU was killed"]
+    if out.exit_kind == "qemu-error":
+        said = out.qemu_stderr.strip().splitlines()[-1:] or ["(nothing on stderr)"]
+        return [f"QEMU failed: {said[0]}"]
+    if out.exit_kind == "reset":
+        return ["the guest rebooted or halted instead of exiting through isa-debug-exit "
+                "(kernel panic, or /init died)"]
+    if out.guest_status not in (0, None):
+        return [f"the guest exited with status {out.guest_status}"]
+    return []
+
+
+def boot_reasons(con: Console, scenario: Scenario | None = None) -> list[str]:
+    if con.boots:
+        nproc = con.boots[-1].nproc
+        if scenario is not None and nproc is not None and nproc < scenario.cpus:
+            return [f"the guest has {nproc} CPU(s) but the scenario asks for {scenario.cpus}: "
+                    "the kernel did not find them (CONFIG_ACPI?)"]
+        return []
+    tail = "\n".join(f"    {ln}" for ln in con.tail) or "    (the console is empty)"
+    return [f"the guest never booted (no boot record); last {TAIL_LINES} console lines:\n{tail}"]
+
+
+def parse_error_reason(err: ParseError) -> str:
+    if err.unreadable:
+        return f"unreadable ZCF-RESULT line at console line {err.line}: {err.text[:200]}"
+    return f"malformed console records: console line {err.line}: {err.kind} record: {err.why}"
+
+
+def done_reasons(con: Console) -> list[str]:
+    reasons = [f"guest /init: {rec.message}" for rec in con.guest_errors]
+    if con.done_status is None:
+        reasons.append("no ZCF-DONE line: the guest stopped before /init finished")
+    elif con.done_status != 0:
+        reasons.append(f"/init finished with ZCF-DONE status={con.done_status}")
+    return reasons + [parse_error_reason(e) for e in con.errors]
+
+
+def workload_reasons(scenario: Scenario, con: Console) -> list[str]:
+    reasons = []
+    records = con.workloads
+    sigbus = 0
+    for i, w in enumerate(scenario.workloads):
+        wid = f"w{i}"
+        label = f"workload {wid} ({w.size_mib} MiB {w.pattern})"
+        for phase in ("run", "recheck"):
+            recs = [r for r in records if r.id == wid and r.phase == phase]
+            if not recs:
+                reasons.append(f"{label}: no {phase!r} result")
+                continue
+            rec = recs[-1]
+            if rec.pages_corrupted:
+                reasons.append(f"{label}: {rec.pages_corrupted} corrupted pages in the {phase!r} phase")
+            sigbus += rec.pages_sigbus
+            if rec.pages_sigbus and not scenario.load_fail_percent:
+                reasons.append(f"{label}: {rec.pages_sigbus} pages raised SIGBUS in the {phase!r} phase "
+                               "(the kernel could not read them back)")
+            passes = rec.passes if phase == "run" else 1
+            expected = rec.pages * passes
+            if rec.pages_checked != expected:
+                reasons.append(f"{label}: {rec.pages_checked} pages checked in the {phase!r} "
+                               f"phase, expected {expected}: not every page was verified")
+    if scenario.load_fail_percent and not sigbus and records:
+        reasons.append("zcache loads were made to fail, yet no workload page raised SIGBUS: "
+                       "a failed load must never pass for a good page")
+    return reasons
+
+
+def swap_used_kib(values: dict[str, float]) -> float | None:
+    """Swap in use (KiB) in one counters record; frontswap'd pages hold swap slots too."""
+    total, free = values.get("meminfo.SwapTotal_kib"), values.get("meminfo.SwapFree_kib")
+    return None if total is None or free is None else total - free
+
+
+def swapped(counters: dict[str, dict[str, float]]) -> bool | None:
+    """Whether pages were swapped out in the run phase; None if nothing tells.
+
+    pswpout counts only pages written to the disk (and only with
+    CONFIG_VM_EVENT_COUNTERS), so swap in use and frontswap stores count too.
+    """
+    pressure = counters.get("pressure", {})
+    signs = [_delta(counters, "pswpout", "before", "pressure"), swap_used_kib(pressure),
+             _delta(counters, "frontswap.succ_stores", "before", "pressure")]
+    known = [v for v in signs if v is not None]
+    return any(v > 0 for v in known) if known else None
+
+
+def swap_reasons(counters: dict[str, dict[str, float]]) -> list[str]:
+    if "pressure" not in counters:
+        return ["no 'pressure' counters record: the run phase did not complete"]
+    if swapped(counters) is False:
+        return ["nothing was swapped out during the run phase: the workloads fit in RAM, "
+                "so nothing was tested (raise size_mib or lower memory_mib)"]
+    return []
+
+
+def zcache_reasons(counters: dict[str, dict[str, float]]) -> list[str]:
+    pressure = counters.get("pressure")
+    if pressure is None:
+        return []
+    if "zcache.pers_puts" not in pressure:
+        return ["no zcache counters in /sys/kernel/debug/zcache: is zcache built in "
+                "(CONFIG_ZCACHE=y, CONFIG_DEBUG_FS=y) and not disabled?"]
+    if not swapped(counters):
+        return []
+    reasons = []
+    stored = pressure["zcache.pers_puts"] - pressure.get("zcache.failed_pers_puts", 0)
+    if stored <= 0:
+        reasons.append(f"pages were swapped but zcache stored none "
+                       f"(pers_puts {pressure['zcache.pers_puts']:.0f}, all refused)")
+    if pressure.get("frontswap.succ_stores", 0) <= 0:
+        reasons.append("pages were swapped but frontswap.succ_stores is 0: "
+                       "zcache is not the active frontswap backend")
+    return reasons
+
+
+def expect_reasons(scenario: Scenario, counters: dict[str, dict[str, float]]) -> list[str]:
+    reasons = []
+    for e in scenario.expect:
+        values = counters.get(e.phase)
+        if values is None:
+            reasons.append(f"expect '{e}': no {e.phase!r} counters record")
+        elif e.key not in values:
+            reasons.append(f"expect '{e}': the guest did not report {e.key}")
+        elif not e.holds(values[e.key]):
+            reasons.append(f"expect '{e}' failed: {e.key} is {values[e.key]:g}")
+    return reasons
+
+
+def kunit_reasons(results: list[KtapResult]) -> list[str]:
+    """One reason per failing KUnit result; a suite or case that failed only because some of its
+    cases or parameters failed is not listed again."""
+    failed = [r for r in results if r.status == "not ok"]
+    reasons = []
+    for r in failed:
+        if r.case is None and any(f.suite == r.suite and f.case is not None for f in failed):
+            continue
+        if r.param is None and r.case is not None and any(
+                f.suite == r.suite and f.case == r.case and f.param is not None for f in failed):
+            continue
+        reasons.append(f"KUnit {r.label}: not ok (console line {r.line})" + (f": {r.note}" if r.note else ""))
+    for r in results:
+        if r.status == "incomplete":
+            reasons.append(f"KUnit {r.label}: incomplete at console line {r.line}: {r.note}")
+    return reasons
+
+
+def splat_reasons(splats: list[Splat]) -> list[str]:
+    reasons = []
+    for s in splats:
+        first = s.text.splitlines()[min(CONTEXT_BEFORE, s.line - 1)]  # the matching line
+        reasons.append(f"kernel {s.kind} at console line {s.line}: {first.strip()}")
+    return reasons
+
+
+def summary(con: Console, counters: dict[str, dict[str, float]]) -> dict[str, float | None]:
+    pressure = counters.get("pressure", {})
+    after = counters.get("after-swapoff", counters.get("after", {}))
+    puts = pressure.get("zcache.pers_puts")
+    used = swap_used_kib(pressure)
+    swapoff = next((s for s in con.steps if s.step == "swapoff"
+                    and s.start_s is not None and s.end_s is not None), None)
+    return {
+        "swap_used_mib": None if used is None else round(used / 1024, 1),
+        "pswpout": _delta(counters, "pswpout", "before", "pressure"),
+        "zcache_stored": None if puts is None else puts - pressure.get("zcache.failed_pers_puts", 0),
+        "zcache_refused": pressure.get("zcache.failed_pers_puts"),
+        "frontswap_stores": pressure.get("frontswap.succ_stores"),
+        "frontswap_failed": pressure.get("frontswap.failed_stores"),
+        "frontswap_loads": after.get("frontswap.loads"),
+        "corrupted": sum(w.pages_corrupted for w in con.workloads),
+        "sigbus": sum(w.pages_sigbus for w in con.workloads),
+        "swapoff_s": None if swapoff is None else round(swapoff.end_s - swapoff.start_s, 2),
+    }
+
+
+# ---------------------------------------------------------------- the verdict
+
+def evaluate(scenario: Scenario, con: Console, kunit: list[KtapResult],
+             outcome: RunOutcome = RunOutcome()) -> ScenarioResult:
+    """The verdict on one run: every rule applied to the parsed console and how QEMU ended."""
+    counters = counters_by_phase(con)
+    reasons = exit_reasons(outcome, scenario) + boot_reasons(con, scenario)
+    if con.boots:
+        reasons += done_reasons(con) + workload_reasons(scenario, con) + swap_reasons(counters)
+        if scenario.backend == "zcache":
+            reasons += zcache_reasons(counters)
+        reasons += expect_reasons(scenario, counters)
+    reasons += kunit_reasons(kunit)
+    reasons += splat_reasons(con.splats)
+    return ScenarioResult(
+        name=scenario.name, backend=scenario.backend, passed=not reasons, reasons=reasons,
+        workloads=[w.raw for w in con.workloads], counters=counters, accelerator=outcome.accel,
+        seconds=round(outcome.seconds, 2), splats=con.splats, exit_kind=outcome.exit_kind,
+        guest_status=outcome.guest_status, boot=con.boots[0].raw if con.boots else None,
+        steps=[s.raw for s in con.steps], summary=summary(con, counters),
+        console_log=str(outcome.console_log) if outcome.console_log else None, kunit=kunit,
+        parse_errors=con.errors)
+
+
+def judge(scenario: Scenario, console_text: str, *, exit_kind: str = "exit", guest_status: int | None = 0,
+          seconds: float = 0.0, accel: str = "", qemu_stderr: str = "", console_log: Path | None = None,
+          kunit_src: Path | None = None) -> ScenarioResult:
+    """Judge one run of scenario from its console text and how QEMU ended. KTAP on the console is read
+    with the KUnit parser of the kernel tree kunit_src (default: ktap.default_source())."""
+    con = parse_console(console_text)
+    return evaluate(scenario, con, ktap.parse_ktap(con.lines, kunit_src),
+                    RunOutcome(exit_kind, guest_status, seconds, accel, qemu_stderr, console_log))
+
+
+def judge_run(scenario: Scenario, run: GuestRun, kunit_src: Path | None = None) -> ScenarioResult:
+    """Judge a finished QEMU run (reads its console log)."""
+    try:
+        text = run.console_log.read_text(errors="replace")
+    except FileNotFoundError:
+        text = ""
+    return judge(scenario, text, exit_kind=run.exit_kind, guest_status=run.guest_status,
+                 seconds=run.seconds, accel=run.accel, qemu_stderr=run.qemu_stderr,
+                 console_log=run.console_log, kunit_src=kunit_src)
