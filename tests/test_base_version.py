@@ -84,10 +84,11 @@ def test_record_keeps_the_comments_of_the_series_file(tmp_path):
 
 def test_made_on_must_be_a_version(project):
     edit(project, lambda d: d["base"].update(made_on=6.1))
-    with pytest.raises(ForgeError, match=r"base\.made_on: expected a kernel version like '6\.1\.192', found 6"):
+    expected = r"base\.made_on: expected a kernel version like '6\.1\.192'"
+    with pytest.raises(ForgeError, match=expected + ", found 6"):
         series.load(project / "series.yaml")
     edit(project, lambda d: d["base"].update(made_on="six"))
-    with pytest.raises(ForgeError, match=r"base\.made_on: expected a kernel version like '6\.1\.192'"):
+    with pytest.raises(ForgeError, match=expected):
         series.load(project / "series.yaml")
 
 
