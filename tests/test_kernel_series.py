@@ -17,7 +17,6 @@ import yaml
 
 from zcache_forge import baseversion, checkpatch, cli, kernel, pipeline, sentrecord, series, stamps
 from zcache_forge.run import run
-from zcache_forge.series import DEFAULT_TARBALL
 
 from .conftest import ROOT
 from .test_build_patches import snapshot
@@ -56,7 +55,7 @@ def fake_point_release(tmp: Path, sublevel: int) -> tuple[Path, str]:
     holding the imported base with SUBLEVEL changed (another Debian point release, without
     repacking a tarball). Returns the tree and its ref."""
     real = kernel.work_repo()
-    base = kernel.import_tarball(real, DEFAULT_TARBALL)
+    base = kernel.import_tarball(real, series.DEFAULT_TARBALL)  # the tests' tarball (conftest)
     cache = tmp / "cache"
     for git_dir in (cache / "kernel.git", tmp / "linux-6.1.x.git"):
         run(["git", "init", "-q", "--bare", git_dir])
@@ -121,6 +120,10 @@ def test_send_patches_dry_run_on_a_fresh_clone(tmp_path, monkeypatch, capsys, ca
         shutil.copytree(ROOT / part, clone / part)
     for part in ("series.yaml", "bench-results.txt"):
         shutil.copy(ROOT / part, clone / part)
+    data = yaml.safe_load((clone / "series.yaml").read_text())
+    if Path(data["base"]["tarball"]) != series.DEFAULT_TARBALL:  # the tests' tarball (conftest)
+        data["base"]["tarball"] = str(series.DEFAULT_TARBALL)
+        (clone / "series.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     monkeypatch.setenv("ZCACHE_FORGE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
