@@ -114,7 +114,8 @@ def test_build_patches_on_another_point_release(tmp_path, monkeypatch, caplog):
 
 def test_send_patches_dry_run_on_a_fresh_clone(tmp_path, monkeypatch, capsys, caplog):
     """A clone of the project with a new cache: no branch, no build-patches. The dry run imports the
-    base (or finds it), rebuilds both series from the committed patches/ and plans every message."""
+    base (here it finds the one the session imported), rebuilds both series from the committed
+    patches/ and plans every message."""
     clone = tmp_path / "clone"
     for part in ("templates", "patches"):
         shutil.copytree(ROOT / part, clone / part)
@@ -124,7 +125,17 @@ def test_send_patches_dry_run_on_a_fresh_clone(tmp_path, monkeypatch, capsys, ca
     if Path(data["base"]["tarball"]) != series.DEFAULT_TARBALL:  # the tests' tarball (conftest)
         data["base"]["tarball"] = str(series.DEFAULT_TARBALL)
         (clone / "series.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    # A fresh clone, not a fresh machine: the new cache borrows the session's imported base (git
+    # alternates plus the import's tag, no branch), so the test does not import the tarball again.
+    session = kernel.work_repo()
+    base_tag = kernel.import_tarball(session, series.DEFAULT_TARBALL) and next(
+        r for r in session.git.for_each_ref("--format=%(refname)", "refs/tags/zcache-forge/base").split()
+        if series.DEFAULT_TARBALL.name in r)
     monkeypatch.setenv("ZCACHE_FORGE_CACHE", str(tmp_path / "cache"))
+    fresh = kernel.work_repo()
+    (Path(fresh.git_dir) / "objects/info/alternates").write_text(f"{Path(session.git_dir) / 'objects'}\n")
+    fresh.git.update_ref(base_tag, session.git.rev_parse(base_tag))
+    assert not fresh.git.for_each_ref("refs/heads"), "a fresh cache has no series branch"
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
     caplog.set_level(logging.INFO, logger="zcache_forge")
