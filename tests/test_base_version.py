@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from zcache_forge import baseversion, cli, kernel, pipeline, series
+from zcache_forge import cli, kernel, series
 from zcache_forge.errors import ForgeError
 from zcache_forge.run import Progress
+from zcache_forge.series import baseversion, pipeline
 
 from .conftest import MINI_FILES, ROOT, git
 from .test_build_patches import edit, snapshot

@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from zcache_forge import baseversion, checkpatch, cli, kernel, pipeline, sentrecord, series, stamps
+from zcache_forge import cli, kernel, series
+from zcache_forge.mail import sentrecord
 from zcache_forge.run import run
+from zcache_forge.series import baseversion, checkpatch, pipeline, stamps
 
 from .conftest import ROOT
 from .test_build_patches import snapshot

@@ -27,20 +27,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from zcache_forge import (
-    checkpatch,
-    cli,
-    kernel,
-    pipeline,
-    preflight,
-    recipients,
-    sendmail,
-    sentrecord,
-    series,
-    stamps,
-)
+from zcache_forge import cli, kernel, series
 from zcache_forge.errors import ForgeError
-from zcache_forge.patchfile import address, read_folder
+from zcache_forge.mail import preflight, recipients, sendmail, sentrecord
+from zcache_forge.series import checkpatch, pipeline, stamps
+from zcache_forge.series.patchfile import address, read_folder
 
 from .conftest import MINI_FILES, git, make_project
 from .test_build_patches import snapshot

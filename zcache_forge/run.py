@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from .errors import ForgeError
+from zcache_forge.errors import ForgeError
 
 log = logging.getLogger(__name__)
 

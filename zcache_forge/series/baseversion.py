@@ -19,8 +19,8 @@ from pathlib import Path
 
 import yaml
 
-from .errors import ForgeError
-from .series import SeriesFile
+from zcache_forge.errors import ForgeError
+from zcache_forge.series import SeriesFile
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from .errors import ForgeError
+from zcache_forge.errors import ForgeError
 
 FILE = "sent.yaml"
 HEADER = ("# Written by `invoke send-patches --send`: what was sent. Commit it with patches/:\n"

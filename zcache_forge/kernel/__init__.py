@@ -16,9 +16,9 @@ from pathlib import Path
 
 import git
 
-from .errors import ForgeError
-from .run import Progress, run, stream
-from .series import Base
+from zcache_forge.errors import ForgeError
+from zcache_forge.run import Progress, run, stream
+from zcache_forge.series import Base
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import apply, baseversion, export, kernel, render, series
+from zcache_forge import kernel, series
+from zcache_forge.series import apply, baseversion, export, render
 
 log = logging.getLogger(__name__)
 

@@ -9,13 +9,12 @@ from pathlib import Path
 
 import git
 
-from . import replay
-from .apply import NOTES_REF, start_ref
-from .checkpatch import is_cover
-from .errors import ForgeError
-from .kernel import git_cmd, ident_env
-from .sentrecord import FILE as SENT_RECORD
-from .series import Series, SeriesFile
+from zcache_forge.errors import ForgeError
+from zcache_forge.kernel import git_cmd, ident_env
+from zcache_forge.mail.sentrecord import FILE as SENT_RECORD
+from zcache_forge.series import Series, SeriesFile, replay
+from zcache_forge.series.apply import NOTES_REF, start_ref
+from zcache_forge.series.checkpatch import is_cover
 
 SUBJECT_PLACEHOLDER = "*** SUBJECT HERE ***"
 BLURB_PLACEHOLDER = "*** BLURB HERE ***"

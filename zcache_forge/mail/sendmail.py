@@ -23,16 +23,23 @@ from pathlib import Path
 
 import git
 
-from . import kernel, replay, sentrecord, stamps
-from .apply import branch_name, start_ref
-from .checkpatch import is_cover
-from .errors import ForgeError
-from .export import series_dir
-from .patchfile import PatchFile, address
-from .preflight import checked_patches
-from .recipients import Maintainers, Recipients, cover_recipients, patch_recipients, touched_paths
-from .run import run, stream
-from .series import Series, SeriesFile
+from zcache_forge import kernel
+from zcache_forge.errors import ForgeError
+from zcache_forge.mail import sentrecord
+from zcache_forge.mail.preflight import checked_patches
+from zcache_forge.mail.recipients import (
+    Maintainers,
+    Recipients,
+    cover_recipients,
+    patch_recipients,
+    touched_paths,
+)
+from zcache_forge.run import run, stream
+from zcache_forge.series import Series, SeriesFile, replay, stamps
+from zcache_forge.series.apply import branch_name, start_ref
+from zcache_forge.series.checkpatch import is_cover
+from zcache_forge.series.export import series_dir
+from zcache_forge.series.patchfile import PatchFile, address
 
 log = logging.getLogger(__name__)
 
