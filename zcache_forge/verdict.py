@@ -266,6 +266,9 @@ class ScenarioResult:
     summary: dict[str, float | None] = field(default_factory=dict)
     console_log: str | None = None
     kunit: list[KtapResult] = field(default_factory=list)  # KUnit results, when the kernel has tests
+    # what ended the run: "guest", "hang: console silent for 120 s", "timeout: wall-clock limit 900 s"
+    ended_by: str = "guest"
+    last_console: str = ""  # the console's last line when the run ended
 
 
 # ---------------------------------------------------------------- parsing
@@ -352,10 +355,20 @@ def _delta(counters: dict[str, dict[str, float]], key: str, start: str, end: str
     return None if a is None or b is None else b - a
 
 
+def _ended_by(exit_kind: str, ended_by: str, scenario: Scenario) -> str:
+    """The watchdog's words for a killed run ("guest" when QEMU exited by itself)."""
+    if exit_kind not in ("hang", "timeout") or ended_by not in ("", "guest"):
+        return ended_by or "guest"
+    if exit_kind == "hang":
+        return f"hang: console silent for {scenario.silence_timeout_s} s"
+    return f"timeout: wall-clock limit {scenario.wall_limit_s} s"
+
+
 def _exit_reasons(exit_kind: str, guest_status: int | None, seconds: float, scenario: Scenario,
-                  qemu_stderr: str) -> list[str]:
-    if exit_kind == "timeout":
-        return [f"timed out after {seconds:.0f} s (limit {scenario.timeout_s} s): QEMU was killed"]
+                  qemu_stderr: str, ended_by: str = "guest", last_console: str = "") -> list[str]:
+    if exit_kind in ("hang", "timeout"):
+        return [f"{ended_by}: QEMU was killed after {seconds:.0f} s; the console said last: "
+                f"{last_console or '(nothing)'!r}"]
     if exit_kind == "qemu-error":
         said = qemu_stderr.strip().splitlines()[-1:] or ["(nothing on stderr)"]
         return [f"QEMU failed: {said[0]}"]
@@ -514,11 +527,13 @@ def _summary(counters: dict[str, dict[str, float]], workloads: list[dict[str, An
 
 def judge(scenario: Scenario, console_text: str, *, exit_kind: str = "exit", guest_status: int | None = 0,
           seconds: float = 0.0, accel: str = "", qemu_stderr: str = "",
-          console_log: Path | None = None) -> ScenarioResult:
+          console_log: Path | None = None, ended_by: str = "guest", last_console: str = "") -> ScenarioResult:
     """Judge one run of scenario from its console text and how QEMU ended."""
     con = parse_console(console_text)
     counters = _counters_by_phase(con)
-    reasons = _exit_reasons(exit_kind, guest_status, seconds, scenario, qemu_stderr)
+    last_console = last_console or (con.tail[-1] if con.tail else "")
+    ended_by = _ended_by(exit_kind, ended_by, scenario)
+    reasons = _exit_reasons(exit_kind, guest_status, seconds, scenario, qemu_stderr, ended_by, last_console)
     boot_reasons = _boot_reasons(con, scenario)
     booted = bool(con.records.get("boot"))
     reasons += boot_reasons
@@ -537,7 +552,8 @@ def judge(scenario: Scenario, console_text: str, *, exit_kind: str = "exit", gue
         workloads=workloads, counters=counters, accelerator=accel, seconds=round(seconds, 2),
         splats=con.splats, exit_kind=exit_kind, guest_status=guest_status, boot=boot, steps=steps,
         summary=_summary(counters, workloads, steps),
-        console_log=str(console_log) if console_log else None, kunit=con.kunit)
+        console_log=str(console_log) if console_log else None, kunit=con.kunit,
+        ended_by=ended_by, last_console=last_console)
 
 
 def judge_run(scenario: Scenario, run: GuestRun) -> ScenarioResult:
@@ -548,7 +564,7 @@ def judge_run(scenario: Scenario, run: GuestRun) -> ScenarioResult:
         text = ""
     return judge(scenario, text, exit_kind=run.exit_kind, guest_status=run.guest_status,
                  seconds=run.seconds, accel=run.accel, qemu_stderr=run.qemu_stderr,
-                 console_log=run.console_log)
+                 console_log=run.console_log, ended_by=run.ended_by, last_console=run.last_console)
 
 
 # ---------------------------------------------------------------- output
