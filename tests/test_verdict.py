@@ -122,7 +122,8 @@ def test_truncated_log_after_timeout():
     assert not r.passed
     last = r.last_console
     assert last and last in lines[cut - 1]
-    assert r.reasons[0] == f"timeout: wall-clock limit 510 s: QEMU was killed after 510 s; the console said last: {last!r}"
+    assert r.reasons[0] == ("timeout: wall-clock limit 510 s: QEMU was killed after 510 s; "
+                            f"the console said last: {last!r}")
     assert r.ended_by == "timeout: wall-clock limit 510 s"
     assert "no ZCF-DONE line: the guest stopped before /init finished" in r.reasons
     assert "workload w0 (320 MiB mixed): no 'recheck' result" in r.reasons
