@@ -40,6 +40,7 @@ def test_a_slow_printer_outlives_the_silence_limit(tmp_path):
     assert end.kind == "exit" and end.words == "exited"
     assert proc.returncode == 0
     assert end.seconds > 2.5  # it ran well past the silence limit
+    assert end.max_silent_s < 1.5
     assert out.read_text().count("progress") == 12
 
 

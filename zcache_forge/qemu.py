@@ -95,6 +95,7 @@ class GuestRun:
     # "hang: console silent for 120 s" / "timeout: wall-clock limit 900 s"
     ended_by: str = "guest"
     last_console: str = ""  # the console's last non-empty line when the run ended
+    max_silence_s: float = 0.0  # the console's longest silence during the run
 
 
 @dataclass(frozen=True)
@@ -197,6 +198,7 @@ class Ending:
     words: str  # "exited", "hang: console silent for 120 s", "timeout: wall-clock limit 900 s"
     seconds: float
     silent_s: float  # how long the output had been silent at the end
+    max_silent_s: float = 0.0  # the longest silence of the run (to tune silence limits by)
 
 
 def _size(path: Path) -> int:
@@ -215,28 +217,30 @@ def watch(proc: subprocess.Popen[Any], output: Path, wall_limit_s: float, silenc
     start = time.monotonic()
     last_growth, last_size = start, _size(output)
     next_report = start + progress_every_s
+    longest = 0.0
     while proc.poll() is None:
         now = time.monotonic()
         size = _size(output)
         if size != last_size:
             last_growth, last_size = now, size
         silent = now - last_growth
+        longest = max(longest, silent)
         if silence_limit_s is not None and silent >= silence_limit_s:
             words = f"hang: console silent for {silence_limit_s:.0f} s"
             log.warning("%s: %s, killing it (last line: %r)", name, words, last_line(output)[:120])
             stop(proc)
-            return Ending("hang", words, time.monotonic() - start, silent)
+            return Ending("hang", words, time.monotonic() - start, silent, longest)
         if now - start >= wall_limit_s:
             words = f"timeout: wall-clock limit {wall_limit_s:.0f} s"
             log.warning("%s: %s, killing it (last line: %r)", name, words, last_line(output)[:120])
             stop(proc)
-            return Ending("timeout", words, time.monotonic() - start, silent)
+            return Ending("timeout", words, time.monotonic() - start, silent, longest)
         if now >= next_report:
             log.info("%s: %4.0f s  %s", name, now - start, last_line(output)[:120])
             next_report += progress_every_s
         time.sleep(poll_s)
     now = time.monotonic()
-    return Ending("exit", "exited", now - start, now - last_growth)
+    return Ending("exit", "exited", now - start, now - last_growth, max(longest, now - last_growth))
 
 
 def _boot(b: _Boot) -> GuestRun:
@@ -263,13 +267,14 @@ def _boot(b: _Boot) -> GuestRun:
     empty = not console.exists() or console.stat().st_size == 0
     kind, status = decode_exit(code, end.kind == "timeout", empty, hung=end.kind == "hang")
     stderr_text = stderr_path.read_text(errors="replace").strip()
-    log.info("%s: QEMU %s (code %s, guest status %s) after %.1f s", b.name, kind, code, status, seconds)
+    log.info("%s: QEMU %s (code %s, guest status %s) after %.1f s; longest console silence %.1f s",
+             b.name, kind, code, status, seconds, end.max_silent_s)
     if kind == "qemu-error" and stderr_text:
         log.warning("%s: QEMU said: %s", b.name, stderr_text.splitlines()[-1])
     return GuestRun(name=b.name, console_log=console, exit_kind=kind, guest_status=status,
                     qemu_exit_code=code, seconds=seconds, accel=b.accel, argv=argv,
                     qemu_stderr=stderr_text[-2000:], ended_by=end.words if killed else "guest",
-                    last_console=last_line(console))
+                    last_console=last_line(console), max_silence_s=round(end.max_silent_s, 1))
 
 
 def _check_boot_files(kernel: Path, initrd: Path) -> None:

@@ -269,6 +269,7 @@ class ScenarioResult:
     # what ended the run: "guest", "hang: console silent for 120 s", "timeout: wall-clock limit 900 s"
     ended_by: str = "guest"
     last_console: str = ""  # the console's last line when the run ended
+    max_silence_s: float | None = None  # the console's longest silence (None: not measured)
 
 
 # ---------------------------------------------------------------- parsing
@@ -527,7 +528,8 @@ def _summary(counters: dict[str, dict[str, float]], workloads: list[dict[str, An
 
 def judge(scenario: Scenario, console_text: str, *, exit_kind: str = "exit", guest_status: int | None = 0,
           seconds: float = 0.0, accel: str = "", qemu_stderr: str = "",
-          console_log: Path | None = None, ended_by: str = "guest", last_console: str = "") -> ScenarioResult:
+          console_log: Path | None = None, ended_by: str = "guest", last_console: str = "",
+          max_silence_s: float | None = None) -> ScenarioResult:
     """Judge one run of scenario from its console text and how QEMU ended."""
     con = parse_console(console_text)
     counters = _counters_by_phase(con)
@@ -553,7 +555,7 @@ def judge(scenario: Scenario, console_text: str, *, exit_kind: str = "exit", gue
         splats=con.splats, exit_kind=exit_kind, guest_status=guest_status, boot=boot, steps=steps,
         summary=_summary(counters, workloads, steps),
         console_log=str(console_log) if console_log else None, kunit=con.kunit,
-        ended_by=ended_by, last_console=last_console)
+        ended_by=ended_by, last_console=last_console, max_silence_s=max_silence_s)
 
 
 def judge_run(scenario: Scenario, run: GuestRun) -> ScenarioResult:
@@ -564,7 +566,8 @@ def judge_run(scenario: Scenario, run: GuestRun) -> ScenarioResult:
         text = ""
     return judge(scenario, text, exit_kind=run.exit_kind, guest_status=run.guest_status,
                  seconds=run.seconds, accel=run.accel, qemu_stderr=run.qemu_stderr,
-                 console_log=run.console_log, ended_by=run.ended_by, last_console=run.last_console)
+                 console_log=run.console_log, ended_by=run.ended_by, last_console=run.last_console,
+                 max_silence_s=run.max_silence_s)
 
 
 # ---------------------------------------------------------------- output
