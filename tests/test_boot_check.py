@@ -1,0 +1,66 @@
+"""build-patches --boot's judgement of a patch's smoke boot, on synthetic consoles (no QEMU)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from zcache_forge import patchbuild, scenarios
+from zcache_forge.qemu import GuestRun
+
+
+def rec(obj) -> str:
+    return "ZCF-RESULT " + json.dumps(obj)
+
+
+def console(zcache: bool) -> str:
+    """A smoke run's console: 96 MiB of text swapped; with zcache, through it."""
+    counters = {"pswpout": 9000, "meminfo.SwapTotal_kib": 131068, "meminfo.SwapFree_kib": 60000,
+                "frontswap.succ_stores": 20000 if zcache else 0, "frontswap.loads": 15000 if zcache else 0}
+    if zcache:
+        counters.update({"zcache.pers_puts": 20000, "zcache.failed_pers_puts": 0, "zcache.pers_gets": 15000})
+    before = {k: 0 for k in counters} | {"meminfo.SwapTotal_kib": 131068, "meminfo.SwapFree_kib": 131068}
+    wl = {"kind": "workload", "id": "w0", "pattern": "text", "bytes": 96 << 20, "pages": 24576,
+          "pages_corrupted": 0}
+    lines = [
+        "Run /init as init process",
+        rec({"kind": "boot", "name": "smoke", "nproc": 1, "zcache_enabled": True if zcache else None,
+             "zcache_debugfs": zcache}),
+        rec({"kind": "counters", "phase": "before", "values": before}),
+        rec({**wl, "phase": "run", "passes": 1, "pages_checked": 24576}),
+        rec({"kind": "counters", "phase": "pressure", "values": counters}),
+        rec({**wl, "phase": "recheck", "passes": 1, "pages_checked": 24576}),
+        rec({"kind": "exit", "id": "w0", "status": 0}),
+        rec({"kind": "counters", "phase": "after", "values": counters}),
+        "ZCF-DONE status=0",
+    ]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def judge(booter: patchbuild.Booter, tmp_path: Path, number: int, zcache: bool) -> patchbuild.PatchBoot:
+    log = tmp_path / f"console-{number}.log"
+    log.write_text(console(zcache))
+    run = GuestRun(name="smoke", console_log=log, exit_kind="exit", guest_status=0, qemu_exit_code=1,
+                   seconds=21.0, accel="tcg")
+    pb = patchbuild.PatchBuild("zcache-staging", number, f"patch {number}", "0" * 40, "pass", 1.0)
+    return booter.judge(pb, scenarios.get("smoke"), run)
+
+
+def test_before_the_glue_the_guest_only_has_to_boot_and_verify(tmp_path):
+    booter = patchbuild.Booter(tmp_path)
+    first = judge(booter, tmp_path, 1, zcache=False)
+    assert first.passed and not first.through_zcache, first.reasons
+    assert first.cell() == "pass 21 s (no zcache yet)"
+    glue = judge(booter, tmp_path, 5, zcache=True)
+    assert glue.passed and glue.through_zcache, glue.reasons
+    assert glue.cell() == "pass 21 s (zcache)"
+    assert booter.zcache_since == "zcache-staging 5"
+
+
+def test_losing_zcache_after_an_earlier_patch_had_it_fails(tmp_path):
+    booter = patchbuild.Booter(tmp_path)
+    judge(booter, tmp_path, 5, zcache=True)
+    lost = judge(booter, tmp_path, 6, zcache=False)
+    assert not lost.passed
+    assert lost.reasons == ("zcache did not register (or shows no counters), which it did since patch "
+                            "zcache-staging 5",)
