@@ -64,12 +64,14 @@ def test_smoke_swaps_through_zcache_and_verifies_every_page(image, tmp_path):
 
 
 def test_a_guest_that_keeps_printing_outlives_a_short_silence_limit(image, tmp_path):
-    """A slow guest is not a hung one: smoke runs well past a 6 s silence limit (its heartbeat
-    every second while swapping moves on, memhog's progress) and is not killed."""
-    r = run(image, "smoke", tmp_path, silence_timeout_s=6)
+    """A slow guest is not a hung one: smoke (14-20 s here) runs past a 10 s silence limit (its
+    heartbeat every second while swapping moves on, memhog's progress) and is not killed.
+    (Not shorter: the kernel's own boot was once silent 8 s on a loaded host.)"""
+    r = run(image, "smoke", tmp_path, silence_timeout_s=10)
     assert r.passed, r.reasons
     assert r.ended_by == "guest" and r.exit_kind == "exit"
-    assert r.seconds > 6 and r.max_silence_s < 6
+    assert r.seconds > 10, "smoke ended before the silence limit: the test proves nothing"
+    assert r.max_silence_s < 10
     log = (tmp_path / "smoke" / "console.log").read_text(errors="replace")
     assert "zcf-init: heartbeat " in log
 
@@ -78,13 +80,13 @@ def test_a_silent_guest_is_killed_as_a_hang(image, tmp_path):
     """zcf.hang=1: the guest goes silent after its boot record; it is killed once the console has
     been silent for the limit, long before the wall clock, and the verdict names a hang."""
     sc = qemutest.choose(["smoke"])[0]
-    r = run(image, "smoke", tmp_path, silence_timeout_s=8, cmdline_extra=sc.cmdline_extra + " zcf.hang=1")
+    r = run(image, "smoke", tmp_path, silence_timeout_s=15, cmdline_extra=sc.cmdline_extra + " zcf.hang=1")
     assert not r.passed
     assert r.exit_kind == "hang"
-    assert r.ended_by == "hang: console silent for 8 s"
-    assert r.seconds < 8 + 20, r.seconds  # the boot, then 8 s of silence; the wall clock is 180 s
+    assert r.ended_by == "hang: console silent for 15 s"
+    assert r.seconds < 15 + 30, r.seconds  # the boot, then 15 s of silence; the wall clock is 180 s
     assert "hanging on purpose" in r.last_console
-    assert r.reasons[0].startswith("hang: console silent for 8 s: QEMU was killed after"), r.reasons
+    assert r.reasons[0].startswith("hang: console silent for 15 s: QEMU was killed after"), r.reasons
 
 
 def test_boot_check_of_the_tip_goes_through_zcache(image, tmp_path):
