@@ -50,7 +50,7 @@ def test_before_the_glue_the_guest_only_has_to_boot_and_verify(tmp_path):
     booter = patchbuild.Booter(tmp_path)
     first = judge(booter, tmp_path, 1, zcache=False)
     assert first.passed and not first.through_zcache, first.reasons
-    assert first.cell() == "pass 21 s (no zcache yet)"
+    assert first.cell() == "pass 21 s (no zcache counters yet)"
     glue = judge(booter, tmp_path, 5, zcache=True)
     assert glue.passed and glue.through_zcache, glue.reasons
     assert glue.cell() == "pass 21 s (zcache)"

@@ -48,10 +48,10 @@ class PatchBoot:
                 "console_log": self.console_log}
 
     def cell(self) -> str:
-        """For the table: "pass 24 s (zcache)", "pass 20 s (no zcache yet)", "fail 31 s"."""
+        """For the table: "pass 24 s (zcache)", "pass 20 s (no zcache counters yet)", "fail 31 s"."""
         if self.status == "skip":
             return "-"
-        where = " (zcache)" if self.through_zcache else " (no zcache yet)" if self.passed else ""
+        where = " (zcache)" if self.through_zcache else " (no zcache counters yet)" if self.passed else ""
         return f"{self.status} {self.seconds:.0f} s{where}"
 
 
