@@ -64,3 +64,20 @@ def test_losing_zcache_after_an_earlier_patch_had_it_fails(tmp_path):
     assert not lost.passed
     assert lost.reasons == ("zcache did not register (or shows no counters), which it did since patch "
                             "zcache-staging 5",)
+
+
+def test_send_patches_shows_the_boot_stamp(tmp_path, cache):
+    from zcache_forge import stamps
+
+    folder = tmp_path / "v1"
+    folder.mkdir()
+    (folder / "0001-a.patch").write_text("a\n")
+    assert stamps.boot_line(stamps.load(folder)) == (
+        "boot (smoke, every patch): not run (invoke build-patches --build --boot)")
+    stamps.record(folder, "boot", True, {"patches": 9, "through_zcache": [5, 6, 7, 8, 9], "failed": []})
+    assert stamps.boot_line(stamps.load(folder)) == (
+        "boot (smoke, every patch): passed, 9 patches, through zcache from patch 5")
+    stamps.record(folder, "boot", False, {"patches": 9, "failed": ["6 writeback: hang: console silent"]})
+    assert stamps.boot_line(stamps.load(folder)) == (
+        "boot (smoke, every patch): FAILED: 6 writeback: hang: console silent")
+    assert stamps.load(folder).missing() == ["checkpatch", "build"]  # boot is shown, not required
