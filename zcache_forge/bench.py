@@ -185,7 +185,8 @@ def _unreadable(job: scenarios.Scenario, run: qemu.GuestRun, why: str) -> verdic
     return verdict.ScenarioResult(
         name=job.name, backend=job.backend, passed=False, reasons=[f"malformed console records: {why}"],
         workloads=[], counters={}, accelerator=run.accel, seconds=round(run.seconds, 2), splats=[],
-        exit_kind=run.exit_kind, guest_status=run.guest_status, console_log=str(run.console_log))
+        exit_kind=run.exit_kind, guest_status=run.guest_status, console_log=str(run.console_log),
+        ended_by=run.ended_by, last_console=run.last_console, max_silence_s=run.max_silence_s)
 
 
 def measure(job: scenarios.Scenario, run: qemu.GuestRun) -> Run:
