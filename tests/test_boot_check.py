@@ -81,3 +81,25 @@ def test_send_patches_shows_the_boot_stamp(tmp_path, cache):
     assert stamps.boot_line(stamps.load(folder)) == (
         "boot (smoke, every patch): FAILED: 6 writeback: hang: console silent")
     assert stamps.load(folder).missing() == ["checkpatch", "build"]  # boot is shown, not required
+
+
+def test_build_patches_stamps_the_boot_of_every_patch(tmp_path, cache):
+    from zcache_forge import cli, pipeline, stamps
+
+    folder = tmp_path / "v1"
+    folder.mkdir()
+    (folder / "0001-a.patch").write_text("a\n")
+    (folder / "0002-b.patch").write_text("b\n")
+    s = pipeline.SeriesResult("zcache-staging", 1, "b", "0" * 40, "0" * 40, ["1" * 40, "2" * 40],
+                              [folder / "0001-a.patch", folder / "0002-b.patch"])
+    res = pipeline.BuildResult(tmp_path / "series.yaml", "0" * 40, [s])
+    boots = [patchbuild.PatchBoot("pass", 20.0, False), patchbuild.PatchBoot("pass", 25.0, True)]
+    sb = patchbuild.SeriesBuild("zcache-staging", [
+        patchbuild.PatchBuild("zcache-staging", i, f"p{i}", c, "pass", 1.0, boot=b)
+        for i, (c, b) in enumerate(zip(s.commits, boots, strict=True), 1)])
+    cli._record_build_stamps(res, [sb], boot=True)
+    stamp = stamps.load(folder)
+    assert stamp.passed("build") and stamp.passed("boot")
+    assert stamp.checks["boot"]["through_zcache"] == [2]
+    assert stamps.boot_line(stamp) == ("boot (smoke, every patch): passed, 2 patches, "
+                                       "through zcache from patch 2")

@@ -254,7 +254,7 @@ def _record_build_stamps(res: pipeline.BuildResult, builds: list[patchbuild.Seri
                          boot: bool = False) -> None:
     """Stamp each exported version folder with its build check: send-patches needs a pass.
     With boot, also the smoke boot of every patch (send-patches shows it)."""
-    from . import stamps
+    from . import patchbuild, stamps
 
     by_name = {sb.name: sb for sb in builds}
     for s in res.series:
