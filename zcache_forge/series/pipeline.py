@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zcache_forge import kernel, series
+from zcache_forge import gitops, kernel, series
 from zcache_forge.series import apply, baseversion, export, render
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def build_patches(series_file: Path, patches_root: Path, only: list[str] | None 
     version = kernel.version_at(repo, base)
 
     # Render all of it first: a template error must leave nothing half written.
-    read_base = kernel.reader(repo, base)
+    read_base = gitops.reader(repo, base)
     rendered = {}
     for s in sf.series:
         chain = sf.chain(s.name)
