@@ -140,8 +140,9 @@ def user_tree_commit(repo: git.Repo, tree: Path, ref: str) -> str:
         user = git.Repo(tree)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError) as exc:
         raise ForgeError(f"base.tree: {tree} is not a git repository") from exc
-    changed = gitops.git(user, "--no-optional-locks", "status", "--porcelain", "--untracked-files=no",
-                   what=f"checking base.tree {tree} for uncommitted changes", user_config=True)
+    changed = not user.bare and gitops.git(
+        user, "--no-optional-locks", "status", "--porcelain", "--untracked-files=no",
+        what=f"checking base.tree {tree} for uncommitted changes", user_config=True)
     if changed:
         raise ForgeError(f"base.tree: {tree} has uncommitted changes; commit or stash them "
                          "(zcache-forge builds on committed refs only and never touches your tree)")
