@@ -32,6 +32,7 @@ from typing import IO
 from git import Git, GitCommandNotFound, Repo
 
 from zcache_forge.errors import ForgeError
+from zcache_forge.run import read_lines
 
 log = logging.getLogger(__name__)
 
@@ -112,17 +113,13 @@ def git_stream(where: Where, *args: str, on_line: Callable[[str], None],
     # stderr is a pipe too: drain it alongside, or a chatty git would block on a full pipe.
     drain = threading.Thread(target=_drain, args=(proc.stderr, err_chunks), daemon=True)
     drain.start()
-    out = []
-    for raw in proc.stdout:
-        line = raw.decode(errors="replace")
-        out.append(line)
-        on_line(line.rstrip("\n"))
+    out = read_lines(proc.stdout, on_line)
     rc = proc.wait()
     drain.join()
     err = b"".join(err_chunks)
     if rc != 0 and check:
         raise _failed(_what(what, args), argv, rc, b"", err)
-    return rc, "".join(out), err.decode(errors="replace")
+    return rc, out, err.decode(errors="replace")
 
 
 def _drain(pipe: IO[bytes], into: list[bytes]) -> None:
