@@ -144,7 +144,7 @@ def reader(repo: Repo, commit: str) -> Reader:
         try:
             _, kind, _, data = repo.git.get_object_data(f"{commit}:{path}")
         except ValueError as exc:
-            if str(exc).endswith(" missing'"):  # cat-file's answer '<name> missing'
+            if str(exc).rsplit(None, 1)[-1].strip("'\")") == "missing":  # cat-file's '<name> missing'
                 return None
             raise ForgeError(f"reading {path} of {commit[:12]} with git cat-file --batch in {repo.git_dir}: "
                              f"{exc}") from exc
