@@ -96,12 +96,12 @@ def import_tarball(repo: git.Repo, tarball: Path) -> str:
         # Debian's top-level .gitignore ignores everything ('/*'): add with -f.
         added = _FileCount(f"adding Linux {version} to {Path(repo.git_dir).name}", unpacked)
         gitops.git_stream(repo, "add", "-v", "-f", "-A", ".", on_line=added, env=env,
-                   what="importing the kernel tree")
+                          what="importing the kernel tree")
         added.progress.done()
         tree = gitops.git(repo, "write-tree", env=env)
         msg = f"Linux {version} from {tarball.name}\n\nImported by zcache-forge from {tarball}.\n"
         commit = gitops.git(repo, "commit-tree", tree, "-m", msg,
-                      env=ident_env(IMPORT_IDENT["name"], IMPORT_IDENT["email"], IMPORT_DATE))
+                            env=ident_env(IMPORT_IDENT["name"], IMPORT_IDENT["email"], IMPORT_DATE))
     gitops.git(repo, "update-ref", tag, commit)
     return commit
 

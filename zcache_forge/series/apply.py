@@ -44,7 +44,7 @@ def _store_blobs(repo: git.Repo, blobs: list[bytes], tmp: Path) -> list[str]:
         files.append(tmp / f"blob-{n}")
         files[-1].write_bytes(data)
     out = gitops.git(repo, "hash-object", "-w", "--no-filters", "--stdin-paths",
-                  input="".join(f"{f}\n" for f in files).encode(), what="storing the patch's files")
+                     input="".join(f"{f}\n" for f in files).encode(), what="storing the patch's files")
     return out.split()
 
 

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 def _mailinfo(repo: git.Repo, patch: Path, tmp: Path) -> tuple[dict[str, str], str, Path]:
     msg, diff = tmp / "msg", tmp / "diff"
     out = gitops.git(repo, "mailinfo", str(msg), str(diff), input=patch.read_bytes(),
-                  what=f"git mailinfo {patch.name}")
+                     what=f"git mailinfo {patch.name}")
     info = dict(line.split(": ", 1) for line in out.splitlines() if ": " in line)
     if not info.get("Subject") or not info.get("Author"):
         raise ForgeError(f"{patch}: not a git format-patch file (no Subject or From)")
@@ -53,6 +53,6 @@ def replay(repo: git.Repo, folder: Path, onto: str) -> str:
                      "GIT_AUTHOR_DATE": info.get("Date", ""), "GIT_COMMITTER_NAME": info["Author"],
                      "GIT_COMMITTER_EMAIL": info.get("Email", ""), "GIT_COMMITTER_DATE": info.get("Date", "")}
             tip = gitops.git(repo, "commit-tree", tree, "-p", tip, "-F", "-", env={**env, **ident},
-                          input=message.encode(), what=f"committing {patch.name}")
+                             input=message.encode(), what=f"committing {patch.name}")
             os.unlink(diff)
     return tip
