@@ -129,8 +129,6 @@ def test_choose_disks_puts_throttled_models_first():
     assert bench.choose_disks(["host", "ssd", "ssd"]) == ("ssd", "host")
     assert bench.choose_disks(["hdd", "host", "ssd"]) == ("hdd", "ssd", "host")
     assert bench.choose_disks(["host"]) == ("host",)
-    with pytest.raises(ForgeError, match=r"unknown --disk 'nvme' \(known: host, ssd, hdd\)"):
-        bench.choose_disks(["ssd", "nvme"])
 
 
 # ---------------------------------------------------------------- figures
@@ -351,3 +349,25 @@ def test_cli_bench_runs_every_disk_and_writes_the_results(tmp_path, fake_boot, m
     assert "MiB/s (ssd) | MiB/s (host)" in md and "MiB/s (ssd) | MiB/s (host)" in out
     assert (results / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not (results / "bench.json.tmp").exists()
+
+
+def test_bench_loop_times_checkpatch_between_build_patches_and_the_rebuild(tmp_path, monkeypatch, cache):
+    from zcache_forge.bench import loop
+    from zcache_forge.series import pipeline
+
+    def fake(value):
+        return lambda *a, **kw: value
+
+    check = SimpleNamespace(errors=1, warnings=2)
+    verdict = SimpleNamespace(passed=True, reasons=[], seconds=1.0)
+    monkeypatch.setattr(qemutest, "build_kernel", fake(None))
+    monkeypatch.setattr(pipeline, "build_patches", fake(SimpleNamespace()))
+    monkeypatch.setattr(pipeline, "check_patches", fake({"a.patch": check, "b.patch": check}))
+    monkeypatch.setattr(qemutest, "build_tip", fake(SimpleNamespace(image=tmp_path / "bzImage")))
+    monkeypatch.setattr(initramfs, "build_initramfs", fake(tmp_path / "initrd"))
+    monkeypatch.setattr(qemu, "run_guest", fake(None))
+    monkeypatch.setattr(loop.judge, "judge_run", fake(verdict))
+    res = loop.run_loop(ROOT / "series.yaml", tmp_path / "runs", accel="tcg")
+    assert [name for name, _ in res.steps] == ["build-patches", "checkpatch", "kernel rebuild", "initramfs",
+                                              "accel probe", "boot smoke", "verdict"]
+    assert res.checkpatch_problems == 6 and res.to_dict()["checkpatch_problems"] == 6

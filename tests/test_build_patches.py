@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from zcache_forge import cli
+from zcache_forge import cli, kernel
 from zcache_forge.series import pipeline
 
 from .conftest import ROOT, git
@@ -148,6 +148,20 @@ def test_base_ref_that_does_not_exist(project, capsys):
 def test_dirty_user_tree(project, mini_kernel, capsys):
     (mini_kernel / "mm" / "Makefile").write_text("dirty\n")
     check_bad(project, capsys, "has uncommitted changes")
+
+
+def test_staged_change_in_user_tree(project, mini_kernel, capsys):
+    (mini_kernel / "mm" / "Makefile").write_text("dirty\n")
+    git(mini_kernel, "add", "mm/Makefile")
+    check_bad(project, capsys, "has uncommitted changes")
+
+
+def test_bare_user_tree(tmp_path, mini_kernel, cache):
+    """A bare repository has no work tree to be dirty: its ref is used as it is."""
+    bare = tmp_path / "linux.git"
+    git(tmp_path, "clone", "-q", "--bare", str(mini_kernel), str(bare))
+    repo = kernel.work_repo()
+    assert kernel.user_tree_commit(repo, bare, "v6.1") == git(mini_kernel, "rev-parse", "v6.1^{commit}")
 
 
 def test_bad_compressor_and_anchor(project, capsys):

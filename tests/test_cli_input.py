@@ -13,7 +13,7 @@ import pytest
 import yaml
 from invoke import Collection, Program
 
-from zcache_forge import cli
+from zcache_forge import cli, options
 from zcache_forge.guest import qemutest, scenarios
 
 from .conftest import ROOT, make_project
@@ -161,6 +161,29 @@ OPTION_CASES = [
 def test_bad_option(proj, cache, capsys, task, opts, expect):
     line = assert_rejected(proj, cache, capsys, run(proj, task, **opts), expect)
     assert line == f"error: {expect}" or line.startswith(f"error: {expect}")
+
+
+ACCEL_ENV_ERROR = "ZCF_ACCEL: expected one of tcg, kvm (or unset: probe), found 'hvf'"
+
+
+@pytest.mark.parametrize("task", ["qemu-test", "bench", "bench-loop", "build-patches --boot"])
+def test_bad_accel_environment_variable(proj, cache, capsys, monkeypatch, task):
+    """ZCF_ACCEL is checked with the options: exit 1 before any build, not when the probe reads it."""
+    monkeypatch.setenv("ZCF_ACCEL", "hvf")
+    sf = proj / "series.yaml"
+    if task == "bench-loop":
+        rc = cli.bench_loop(sf, None, False)
+    elif task == "build-patches --boot":
+        rc = cli.build_patches(sf, proj / "patches", None, False, False, False, True, None)
+    else:
+        rc = run(proj, task)
+    assert assert_rejected(proj, cache, capsys, rc, ACCEL_ENV_ERROR) == f"error: {ACCEL_ENV_ERROR}"
+
+
+def test_accel_environment_variable_is_not_checked_where_nothing_boots(proj, monkeypatch):
+    monkeypatch.setenv("ZCF_ACCEL", "hvf")
+    opts = options.check(options.BuildPatchesOptions, proj / "series.yaml")
+    assert opts.boot is False
 
 
 # --- invoke's own parsing: no automatic short flags, -n is a dry run, repeatable means repeatable ---

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from zcache_forge import cli, kernel, series
+from zcache_forge import cli, gitops, kernel, series
 from zcache_forge.mail import sentrecord
 from zcache_forge.run import run
 from zcache_forge.series import baseversion, checkpatch, pipeline, stamps
@@ -63,7 +63,7 @@ def fake_point_release(tmp: Path, sublevel: int) -> tuple[Path, str]:
         run(["git", "init", "-q", "--bare", git_dir])
         (git_dir / "objects" / "info" / "alternates").write_text(f"{Path(real.git_dir) / 'objects'}\n")
     tree = tmp / "linux-6.1.x.git"
-    env = {**kernel.PLAIN_GIT_ENV, "GIT_INDEX_FILE": str(tmp / "index")}
+    env = {**gitops.PLAIN_GIT_ENV, "GIT_INDEX_FILE": str(tmp / "index")}
     makefile = run(["git", "--git-dir", tree, "show", f"{base}:Makefile"]).stdout.decode()
     makefile = re.sub(r"^SUBLEVEL = \d+$", f"SUBLEVEL = {sublevel}", makefile, count=1, flags=re.M)
     blob = run(["git", "--git-dir", tree, "hash-object", "-w", "--stdin"], input=makefile.encode()).stdout
@@ -155,7 +155,7 @@ def test_git_am_reproduces_the_trees(generated, tmp_path):
     repo = kernel.work_repo()
     wt = kernel.cache_dir() / "am"
     kernel.checkout(repo, generated.kernel_base, wt)
-    env = {**kernel.PLAIN_GIT_ENV, **kernel.ident_env("t", "t@t", "2020-01-01 00:00:00 +0000")}
+    env = {**gitops.PLAIN_GIT_ENV, **kernel.ident_env("t", "t@t", "2020-01-01 00:00:00 +0000")}
     run(["git", "-C", wt, "checkout", "-q", "-B", "am-test", generated.kernel_base], env=env)
     try:
         for s in generated.series:

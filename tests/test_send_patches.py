@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from zcache_forge import cli, kernel, series
+from zcache_forge import cli, gitops, kernel, series
 from zcache_forge.errors import ForgeError
 from zcache_forge.mail import preflight, recipients, sendmail, sentrecord
 from zcache_forge.series import checkpatch, pipeline, stamps
@@ -359,11 +359,11 @@ def test_range_diff_on_a_new_machine_rebuilds_v1_from_patches(world):
 
     repo = kernel.work_repo()
     for ref in ("refs/heads/zcache-forge/zcache-staging/v1", "refs/zcache-forge/start/zcache-staging/v1"):
-        kernel.git_cmd(repo, "update-ref", "-d", ref)
+        gitops.git(repo, "update-ref", "-d", ref)
     shutil.rmtree(v2)
     pipeline.build_patches(world / "series.yaml", world / "patches")
     assert snapshot(v2) == with_branch
-    assert kernel.git_cmd(repo, "rev-parse", "--verify", "-q", "refs/heads/zcache-forge/zcache-staging/v1")
+    assert gitops.git(repo, "rev-parse", "--verify", "-q", "refs/heads/zcache-forge/zcache-staging/v1")
 
 
 def test_without_send_nothing_is_sent(world, smtp, capsys):

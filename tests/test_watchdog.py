@@ -76,3 +76,20 @@ def test_no_silence_limit_means_the_wall_clock_only(tmp_path):
     proc, out = start(tmp_path, 1, 0, 60)
     end = qemu.watch(proc, out, wall_limit_s=1.5, silence_limit_s=None, name="probe", poll_s=0.05)
     assert end.kind == "timeout"
+
+
+def test_the_kvm_probe_has_a_silence_limit_too(tmp_path, monkeypatch):
+    """The probe boot gets the hang watchdog as the guest runs do; a silent guest means tcg."""
+    seen: list[qemu._Boot] = []
+
+    def silent_boot(b: qemu._Boot) -> qemu.GuestRun:
+        seen.append(b)
+        return qemu.GuestRun(b.name, tmp_path / "console.log", "hang", None, None, b.silence_timeout_s or 0,
+                             b.accel, ended_by=f"hang: console silent for {b.silence_timeout_s:.0f} s")
+
+    monkeypatch.setattr(qemu, "_boot", silent_boot)
+    monkeypatch.setattr(qemu, "_accel_verdict", None)
+    monkeypatch.setattr(qemu, "kvm_usable", lambda: True)
+    monkeypatch.delenv(qemu.ACCEL_ENV, raising=False)
+    assert qemu.probe_accel(tmp_path / "bzImage", tmp_path / "initrd", tmp_path) == "tcg"
+    assert seen[0].silence_timeout_s == qemu.PROBE_SILENCE_TIMEOUT_S < seen[0].timeout_s

@@ -58,13 +58,7 @@ def build_patches(series_file: Path, out: Path, only: list[str] | None, check: b
         from zcache_forge.series import patchbuild
 
         res = pipeline.build_patches(series_file, out, opts.series or None)
-        checks: dict[str, checkpatch.CheckResult] = {}
-        if check:
-            repo = kernel.work_repo()
-            tree = kernel.checkout(repo, res.series[-1].tip, kernel.cache_dir() / "src")
-            for s in res.series:
-                for r in checkpatch.check_series(tree, s.files):
-                    checks[str(r.patch)] = r
+        checks = pipeline.check_patches(res) if check else {}
         if boot and not build:
             raise ForgeError("--boot boots each patch's kernel: it needs --build")
         booter = patchbuild.Booter(kernel.cache_dir() / "runs" / "patches", accel) if boot else None
@@ -242,6 +236,8 @@ def bench_loop(series_file: Path, accel: str | None, as_json: bool) -> int:
             rows.append(["total", f"{res.total:.1f}"])
             print(table(["step", "seconds"], rows))
             v = res.verdict
+            print(f"checkpatch: {res.checkpatch_problems} errors and warnings over the series (timed, "
+                  "not judged: build-patches reports them)")
             print(f"touched {res.touched}; warm-up build {res.warmup_seconds:.0f} s (not counted); "
                   f"accelerator {res.accelerator}; smoke {'PASS' if res.passed else 'FAIL'}"
                   f"{'' if v is None else f' in {v.seconds:.1f} s of guest time'}")

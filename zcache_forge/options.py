@@ -4,14 +4,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import ValidationError
 
 from zcache_forge import series as series_mod
+from zcache_forge.errors import ForgeError
 from zcache_forge.guest import qemu, scenarios
-from zcache_forge.validate import Choice, Int, Strict, context_check, expected, option_error
+from zcache_forge.validate import Choice, Int, Strict, context_check, expected, found, option_error
 
 ACCELS = qemu.ACCELS
 BACKEND_NAMES = ("zcache", "zswap-zbud", "zswap-zsmalloc", "plain-swap")  # bench.BACKENDS
@@ -74,8 +76,20 @@ def check(model: type[Any], series_file: Path, scenario_file: Path | None = None
     given = {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in values.items()
              if v is not None and v != "" and v != []}
     try:
-        return model.model_validate(given, context=ctx)
+        opts = model.model_validate(given, context=ctx)
     except ValidationError as exc:
         raise option_error(exc, model) from None
+    if "accel" in model.model_fields and getattr(opts, "boot", True):
+        check_accel_env()
+    return opts
+
+
+def check_accel_env() -> None:
+    """ZCF_ACCEL (tcg or kvm) forces the accelerator where --accel is not given (qemu.probe_accel
+    reads it): a task that boots checks it with its options, before any work."""
+    value = os.environ.get(qemu.ACCEL_ENV, "").strip()
+    if value and value not in ACCELS:
+        raise ForgeError(f"{qemu.ACCEL_ENV}: expected one of {', '.join(ACCELS)} (or unset: probe), "
+                         f"found {found(value)}")
 
 

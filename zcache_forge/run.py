@@ -10,7 +10,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import IO, TextIO
 
 from zcache_forge.errors import ForgeError
 
@@ -66,14 +66,20 @@ def stream(
         assert proc.stdin is not None and proc.stdout is not None
         proc.stdin.write(input or b"")
         proc.stdin.close()
-        out = []
-        for raw in proc.stdout:
-            line = raw.decode(errors="replace")
-            out.append(line)
-            on_line(line.rstrip("\n"))
+        out = read_lines(proc.stdout, on_line)
         rc = proc.wait()
         err.seek(0)
-        return rc, "".join(out), err.read().decode(errors="replace")
+        return rc, out, err.read().decode(errors="replace")
+
+
+def read_lines(pipe: IO[bytes], on_line: Callable[[str], None]) -> str:
+    """Call on_line with each line of `pipe` (without its newline) as it comes; return all of it."""
+    out = []
+    for raw in pipe:
+        line = raw.decode(errors="replace")
+        out.append(line)
+        on_line(line.rstrip("\n"))
+    return "".join(out)
 
 
 class Progress:

@@ -1,10 +1,10 @@
 """bench-loop: how long the edit loop takes, step by step.
 
-A kernel developer's loop is: edit a template, regenerate the series, rebuild the kernel,
-boot it on the smoke scenario, read the verdict. bench-loop does exactly that on a
-temporary copy of series.yaml and templates/ (the project is never touched): a warm-up
-build first (not counted: the loop starts from a built tree), then one comment line of a
-zcache C template is changed and every step is timed.
+A kernel developer's loop is: edit a template, regenerate the series, checkpatch it (as
+`invoke build-patches` does), rebuild the kernel, boot it on the smoke scenario, read the
+verdict. bench-loop does exactly that on a temporary copy of series.yaml and templates/ (the
+project is never touched): a warm-up build first (not counted: the loop starts from a built
+tree), then one comment line of a zcache C template is changed and every step is timed.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ class LoopResult:
     warmup_seconds: float = 0.0
     verdict: judge.ScenarioResult | None = None
     accelerator: str = ""
+    checkpatch_problems: int = 0  # errors + warnings over the series' patches (timed, not judged)
 
     @property
     def total(self) -> float:
@@ -48,7 +49,7 @@ class LoopResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"touched": self.touched, "warmup_seconds": round(self.warmup_seconds, 1),
-                "accelerator": self.accelerator,
+                "accelerator": self.accelerator, "checkpatch_problems": self.checkpatch_problems,
                 "steps": {name: round(s, 1) for name, s in self.steps}, "total_seconds": round(self.total, 1),
                 "passed": self.passed, "reasons": self.verdict.reasons if self.verdict else [],
                 "guest_seconds": self.verdict.seconds if self.verdict else None}
@@ -80,8 +81,8 @@ def touch_comment(template: Path, token: str) -> str:
 
 def run_loop(series_file: Path, workdir: Path, accel: str | None = None,
              on_step: Callable[[str, float], None] | None = None) -> LoopResult:
-    """Warm up, touch a template comment, then time: build-patches, kernel rebuild, initramfs,
-    accelerator probe, smoke boot, verdict."""
+    """Warm up, touch a template comment, then time: build-patches, checkpatch, kernel rebuild,
+    initramfs, accelerator probe, smoke boot, verdict."""
     smoke = scenarios.get(SCENARIO)
     with tempfile.TemporaryDirectory(prefix="zcf-bench-loop-") as tmp:
         proj = copy_project(series_file, Path(tmp) / "proj")
@@ -103,6 +104,8 @@ def run_loop(series_file: Path, workdir: Path, accel: str | None = None,
             return value
 
         res = step("build-patches", lambda: pipeline.build_patches(proj, patches))
+        checks = step("checkpatch", lambda: pipeline.check_patches(res))
+        out.checkpatch_problems = sum(r.errors + r.warnings for r in checks.values())
         image = step("kernel rebuild", lambda: qemutest.build_tip(res))
         initrd = step("initramfs", lambda: initramfs.build_initramfs(kernel.cache_dir() / "initramfs"))
         out.accelerator = step("accel probe", lambda: accel or qemu.probe_accel(image.image, initrd,

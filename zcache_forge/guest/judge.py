@@ -74,7 +74,7 @@ def _delta(counters: dict[str, dict[str, float]], key: str, start: str, end: str
     return None if a is None or b is None else b - a
 
 
-def ended_by(out: RunOutcome, scenario: Scenario) -> str:
+def what_ended(out: RunOutcome, scenario: Scenario) -> str:
     """The watchdog's words for a killed run ("guest" when QEMU exited by itself)."""
     if out.exit_kind not in ("hang", "timeout") or out.ended_by not in ("", "guest"):
         return out.ended_by or "guest"
@@ -85,7 +85,7 @@ def ended_by(out: RunOutcome, scenario: Scenario) -> str:
 
 def exit_reasons(out: RunOutcome, scenario: Scenario, last_console: str = "") -> list[str]:
     if out.exit_kind in ("hang", "timeout"):
-        return [f"{ended_by(out, scenario)}: QEMU was killed after {out.seconds:.0f} s; the console said "
+        return [f"{what_ended(out, scenario)}: QEMU was killed after {out.seconds:.0f} s; the console said "
                 f"last: {last_console or '(nothing)'!r}"]
     if out.exit_kind == "qemu-error":
         said = out.qemu_stderr.strip().splitlines()[-1:] or ["(nothing on stderr)"]
@@ -284,7 +284,7 @@ def evaluate(scenario: Scenario, con: Console, kunit: list[KtapResult],
         guest_status=outcome.guest_status, boot=con.boots[0].raw if con.boots else None,
         steps=[s.raw for s in con.steps], summary=summary(con, counters),
         console_log=str(outcome.console_log) if outcome.console_log else None, kunit=kunit,
-        parse_errors=con.errors, ended_by=ended_by(outcome, scenario), last_console=last_console,
+        parse_errors=con.errors, ended_by=what_ended(outcome, scenario), last_console=last_console,
         max_silence_s=outcome.max_silence_s)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import git
 
-from zcache_forge import kernel, report
+from zcache_forge import gitops, kernel, report
 from zcache_forge.errors import CheckFailed
 from zcache_forge.guest import initramfs, judge, qemu, scenarios, schedule
 from zcache_forge.kernel import build
@@ -78,7 +78,7 @@ class QemuTestResult:
 
 def introducing_patch(repo: git.Repo, start: str, tip: str, path: str) -> str | None:
     """The subject of the last patch of start..tip that changed `path`."""
-    out = kernel.git_cmd(repo, "log", "-1", "--format=%s", f"{start}..{tip}", "--", path)
+    out = gitops.git(repo, "log", "-1", "--format=%s", f"{start}..{tip}", "--", path)
     return out or None
 
 

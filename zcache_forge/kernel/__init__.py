@@ -16,8 +16,9 @@ from pathlib import Path
 
 import git
 
+from zcache_forge import gitops
 from zcache_forge.errors import ForgeError
-from zcache_forge.run import Progress, run, stream
+from zcache_forge.run import Progress, stream
 from zcache_forge.series import Base
 
 log = logging.getLogger(__name__)
@@ -39,24 +40,13 @@ def ident_env(name: str, email: str, date: str) -> dict[str, str]:
     }
 
 
-# Git's behaviour must not depend on the user's ~/.gitconfig for reproducible output.
-PLAIN_GIT_ENV = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
-
-
 def work_repo() -> git.Repo:
     path = cache_dir() / "kernel.git"
     if not (path / "HEAD").is_file():
         path.mkdir(parents=True, exist_ok=True)
-        git.Repo.init(path, bare=True)
-        run(["git", "--git-dir", path, "config", "gc.auto", "0"])
+        gitops.git(path, "init", "-q", "--bare", what=f"creating the cache repository {path}")
+        gitops.git(git.Repo(path), "config", "gc.auto", "0")
     return git.Repo(path)
-
-
-def _git(repo: git.Repo, *args: str, env: dict[str, str] | None = None,
-         input: bytes | None = None, what: str | None = None) -> str:
-    proc = run(["git", "--git-dir", repo.git_dir, *args], env={**PLAIN_GIT_ENV, **(env or {})},
-               input=input, what=what)
-    return proc.stdout.decode().strip()
 
 
 def _tarball_key(tarball: Path) -> str:
@@ -82,8 +72,8 @@ def _kernel_version(tree: Path) -> str:
 
 def version_at(repo: git.Repo, commit: str) -> str:
     """The kernel version (6.1.192) of `commit`'s top-level Makefile."""
-    return makefile_version(_git(repo, "show", f"{commit}:Makefile", what="reading the kernel's Makefile"),
-                            extra=False)
+    makefile = gitops.git(repo, "show", f"{commit}:Makefile", what="reading the kernel's Makefile")
+    return makefile_version(makefile, extra=False)
 
 
 def import_tarball(repo: git.Repo, tarball: Path) -> str:
@@ -93,60 +83,72 @@ def import_tarball(repo: git.Repo, tarball: Path) -> str:
                          "or set base.tree/base.ref in the series file)")
     tag = f"refs/tags/zcache-forge/base/{tarball.name}-{_tarball_key(tarball)}"
     try:
-        return _git(repo, "rev-parse", "--verify", "-q", tag + "^{commit}")
+        return gitops.git(repo, "rev-parse", "--verify", "-q", tag + "^{commit}")
     except ForgeError:
         pass
     log.info("importing %s into %s (once; later runs reuse it)", tarball, repo.git_dir)
     with tempfile.TemporaryDirectory(prefix="zcf-import-", dir=cache_dir()) as tmp:
         src = Path(tmp) / "src"
         src.mkdir()
-        unpacked = _with_progress(["tar", "-xvf", tarball, "-C", src, "--strip-components=1"],
-                                  f"unpacking {tarball.name}", None, "unpacking the kernel tarball")
+        unpacked = _unpack(tarball, src)
         version = _kernel_version(src)
         env = {"GIT_INDEX_FILE": str(Path(tmp) / "index"), "GIT_WORK_TREE": str(src)}
         # Debian's top-level .gitignore ignores everything ('/*'): add with -f.
-        _with_progress(["git", "--git-dir", repo.git_dir, "add", "-v", "-f", "-A", "."],
-                       f"adding Linux {version} to {Path(repo.git_dir).name}", unpacked,
-                       "importing the kernel tree", env={**PLAIN_GIT_ENV, **env})
-        tree = _git(repo, "write-tree", env=env)
+        added = _FileCount(f"adding Linux {version} to {Path(repo.git_dir).name}", unpacked)
+        gitops.git_stream(repo, "add", "-v", "-f", "-A", ".", on_line=added, env=env,
+                          what="importing the kernel tree")
+        added.progress.done()
+        tree = gitops.git(repo, "write-tree", env=env)
         msg = f"Linux {version} from {tarball.name}\n\nImported by zcache-forge from {tarball}.\n"
-        commit = _git(repo, "commit-tree", tree, "-m", msg,
-                      env=ident_env(IMPORT_IDENT["name"], IMPORT_IDENT["email"], IMPORT_DATE))
-    _git(repo, "update-ref", tag, commit)
+        commit = gitops.git(repo, "commit-tree", tree, "-m", msg,
+                            env=ident_env(IMPORT_IDENT["name"], IMPORT_IDENT["email"], IMPORT_DATE))
+    gitops.git(repo, "update-ref", tag, commit)
     return commit
 
 
-def _with_progress(argv: list, what: str, total: int | None, step: str,
-                   env: dict[str, str] | None = None) -> int:
-    """Run a command that prints one line per file (tar -v, git add -v), showing the count
-    (of `total`, when known) as it goes; return the number of files (directories, which tar
-    lists with a trailing '/', are not counted)."""
-    progress = Progress(what, total)
+class _FileCount:
+    """on_line for a command that prints one line per file (tar -v, git add -v): shows the count
+    (of `total`, when known) as it goes. Directories, which tar lists with a trailing '/', are
+    not counted."""
 
-    def on_line(line: str) -> None:
+    def __init__(self, what: str, total: int | None) -> None:
+        self.progress = Progress(what, total)
+
+    def __call__(self, line: str) -> None:
         if line and not line.endswith("/"):
-            progress.step()
+            self.progress.step()
 
-    rc, _, err = stream(argv, on_line, env=env)
+
+def _unpack(tarball: Path, dest: Path) -> int:
+    """Unpack the kernel tarball into `dest`, showing progress; return the number of files."""
+    argv = ["tar", "-xvf", str(tarball), "-C", str(dest), "--strip-components=1"]
+    unpacked = _FileCount(f"unpacking {tarball.name}", None)
+    rc, _, err = stream(argv, unpacked)
     if rc != 0:
         tail = "\n".join(err.strip().splitlines()[-15:])
-        raise ForgeError(f"{step} failed (exit {rc}): {' '.join(map(str, argv))}\n{tail}")
-    progress.done()
-    return progress.count
+        raise ForgeError(f"unpacking the kernel tarball failed (exit {rc}): {' '.join(argv)}\n{tail}")
+    unpacked.progress.done()
+    return unpacked.progress.count
 
 
 def user_tree_commit(repo: git.Repo, tree: Path, ref: str) -> str:
-    """Resolve `ref` in the user's tree (read-only) and make its objects visible to our repo."""
+    """Resolve `ref` in the user's tree (read-only) and make its objects visible to our repo.
+
+    Git runs there with the user's own config (user_config), as the user would run it; status
+    takes no optional locks, so it does not even refresh the index of the user's tree."""
     try:
         user = git.Repo(tree)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError) as exc:
         raise ForgeError(f"base.tree: {tree} is not a git repository") from exc
-    if user.is_dirty(untracked_files=False):
+    changed = not user.bare and gitops.git(
+        user, "--no-optional-locks", "status", "--porcelain", "--untracked-files=no",
+        what=f"checking base.tree {tree} for uncommitted changes", user_config=True)
+    if changed:
         raise ForgeError(f"base.tree: {tree} has uncommitted changes; commit or stash them "
                          "(zcache-forge builds on committed refs only and never touches your tree)")
     try:
-        sha = user.git.rev_parse("--verify", "-q", f"{ref}^{{commit}}")
-    except git.GitCommandError:
+        sha = gitops.git(user, "rev-parse", "--verify", "-q", f"{ref}^{{commit}}", user_config=True)
+    except ForgeError:
         raise ForgeError(f"base.ref: {ref!r} does not exist in {tree}") from None
     objects = Path(user.common_dir) / "objects"
     alternates = Path(repo.git_dir) / "objects" / "info" / "alternates"
@@ -166,19 +168,6 @@ def base_commit(repo: git.Repo, base: Base) -> str:
     return import_tarball(repo, base.tarball)
 
 
-def reader(repo: git.Repo, commit: str):
-    """A function path -> bytes (or None) reading files of `commit`."""
-    tree = repo.commit(commit).tree
-
-    def read(path: str) -> bytes | None:
-        try:
-            return tree[path].data_stream.read()
-        except KeyError:
-            return None
-
-    return read
-
-
 def checkout(repo: git.Repo, commit: str, path: Path) -> Path:
     """Check `commit` out in a worktree at `path` (created once, then switched in place so that
     unchanged files keep their timestamps and make rebuilds only what changed)."""
@@ -186,21 +175,15 @@ def checkout(repo: git.Repo, commit: str, path: Path) -> Path:
         if path.exists():
             shutil.rmtree(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        _git(repo, "worktree", "prune")
-        _git(repo, "worktree", "add", "--detach", "-f", str(path), commit, what="creating a worktree")
+        gitops.git(repo, "worktree", "prune")
+        gitops.git(repo, "worktree", "add", "--detach", "-f", str(path), commit, what="creating a worktree")
     else:
-        run(["git", "-C", path, "checkout", "-q", "--detach", "-f", commit], env=PLAIN_GIT_ENV,
-            what=f"checking out {commit[:12]} in {path}")
-        run(["git", "-C", path, "clean", "-q", "-f", "-d", "-x", "-e", ".config"],
-            env=PLAIN_GIT_ENV, what=f"cleaning {path}")
+        gitops.git(path, "checkout", "-q", "--detach", "-f", commit,
+                   what=f"checking out {commit[:12]} in {path}")
+        gitops.git(path, "clean", "-q", "-f", "-d", "-x", "-e", ".config", what=f"cleaning {path}")
     return path
 
 
 def tree_of(repo: git.Repo, commit: str) -> str:
-    return _git(repo, "rev-parse", f"{commit}^{{tree}}")
-
-
-def git_cmd(repo: git.Repo, *args: str, env: dict[str, str] | None = None,
-            input: bytes | None = None, what: str | None = None) -> str:
-    return _git(repo, *args, env=env, input=input, what=what)
+    return gitops.git(repo, "rev-parse", f"{commit}^{{tree}}")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import git
 
-from zcache_forge import kernel
+from zcache_forge import gitops, kernel
 from zcache_forge.errors import ForgeError
 from zcache_forge.run import run
 from zcache_forge.series import SeriesFile
@@ -55,10 +55,10 @@ def maintainers_tree(repo: git.Repo, tip: str, paths: set[str], dest: Path) -> P
     """What get_maintainer.pl looks at in the tip's tree, written to `dest`: the top-level files
     and directories, MAINTAINERS, .mailmap, the script itself, the patched files, and every
     directory that an F:/X: line names without a trailing '/' (the script tests those with -d)."""
-    read = kernel.reader(repo, tip)
+    read = gitops.reader(repo, tip)
     maintainers = (read("MAINTAINERS") or b"").decode(errors="replace")
     named = set(re.findall(r"^[FX]:\s*(\S+)\s*$", maintainers, re.M))
-    listing = kernel.git_cmd(repo, "ls-tree", "-r", "-d", "--name-only", "-z", tip)
+    listing = gitops.git(repo, "ls-tree", "-r", "-d", "--name-only", "-z", tip)
     for d in filter(None, listing.split("\0")):
         if "/" not in d or d in named:
             (dest / d).mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import git
 
-from zcache_forge import kernel
+from zcache_forge import gitops, kernel
 from zcache_forge.errors import ForgeError
 from zcache_forge.mail import sentrecord
 from zcache_forge.mail.preflight import checked_patches
@@ -34,7 +34,6 @@ from zcache_forge.mail.recipients import (
     patch_recipients,
     touched_paths,
 )
-from zcache_forge.run import run, stream
 from zcache_forge.series import Series, SeriesFile, replay, stamps
 from zcache_forge.series.apply import branch_name, start_ref
 from zcache_forge.series.checkpatch import is_cover
@@ -136,7 +135,7 @@ def previous_cover_id(series: Series, patches_root: Path) -> str | None:
 
 def series_tip(repo: git.Repo, series: Series) -> str:
     try:
-        return kernel.git_cmd(repo, "rev-parse", "--verify", "-q", f"refs/heads/{branch_name(series)}")
+        return gitops.git(repo, "rev-parse", "--verify", "-q", f"refs/heads/{branch_name(series)}")
     except ForgeError:
         raise ForgeError(f"branch {branch_name(series)} not in {repo.git_dir}: run invoke build-patches "
                          f"for {series.name} v{series.version} first") from None
@@ -177,8 +176,8 @@ def ensure_tip(repo: git.Repo, sf: SeriesFile, series: Series, patches_root: Pat
                                 repo.git_dir, tip[:12], kernel.version_at(repo, tip))
         start = tip
         tip = replay.replay(repo, folder, start)
-        kernel.git_cmd(repo, "update-ref", f"refs/heads/{branch_name(s)}", tip)
-        kernel.git_cmd(repo, "update-ref", start_ref(s.name, s.version), start)
+        gitops.git(repo, "update-ref", f"refs/heads/{branch_name(s)}", tip)
+        gitops.git(repo, "update-ref", start_ref(s.name, s.version), start)
         log.info("%s v%d: no branch in the cache; rebuilt %s from %s", s.name, s.version, branch_name(s),
                  folder)
     assert tip is not None
@@ -187,7 +186,7 @@ def ensure_tip(repo: git.Repo, sf: SeriesFile, series: Series, patches_root: Pat
 
 def _has_commit(repo: git.Repo, sha: str) -> bool:
     try:
-        kernel.git_cmd(repo, "cat-file", "-e", f"{sha}^{{commit}}")
+        gitops.git(repo, "cat-file", "-e", f"{sha}^{{commit}}")
         return True
     except ForgeError:
         return False
@@ -220,8 +219,9 @@ def make_plan(sf: SeriesFile, series: Series, patches_root: Path, sender: str) -
 
 
 def git_config(cwd: Path, key: str) -> str | None:
+    """The user's git config value of `key` as git send-email will see it (run in `cwd`)."""
     try:
-        return run(["git", "config", "--get", key], cwd=cwd).stdout.decode().strip() or None
+        return gitops.git(cwd, "config", "--get", key, user_config=True) or None
     except ForgeError:
         return None
 
@@ -229,7 +229,7 @@ def git_config(cwd: Path, key: str) -> str | None:
 def _has_config(cwd: Path, key: str) -> bool:
     """Whether `key` is set, without reading its value (for the password)."""
     try:
-        run(["git", "config", "--name-only", "--get-regexp", f"^{re.escape(key)}$"], cwd=cwd)
+        gitops.git(cwd, "config", "--name-only", "--get-regexp", f"^{re.escape(key)}$", user_config=True)
         return True
     except ForgeError:
         return False
@@ -285,6 +285,8 @@ def write_outgoing(plan: Plan, dest: Path) -> list[Path]:
 
 
 def send_email_argv(plan: Plan, files: list[Path], smtp: Smtp, dry_run: bool) -> list[str]:
+    """The whole command line, as recorded in sent.yaml; gitops runs it (argv[1:]) in the user's
+    directory with the user's git config (sendemail.*), like the user would."""
     argv = ["git", "send-email", "--no-format-patch", "--confirm=never", "--no-annotate",
             f"--from={plan.sender}", "--no-to", "--no-cc", "--no-bcc", "--no-to-cover", "--no-cc-cover",
             "--thread", "--no-chain-reply-to", "--no-signed-off-by-cc", "--8bit-encoding=UTF-8",
@@ -414,7 +416,8 @@ def send(prepared: Prepared, smtp: Smtp, cwd: Path) -> str:
 
     started = datetime.now(UTC).replace(microsecond=0).isoformat()
     with tempfile.TemporaryDirectory(prefix="zcf-perl-") as tmp:
-        rc, out, err = stream(argv, progress, cwd=cwd, env={**smtp.env(), **_autoflush_env(Path(tmp))})
+        rc, out, err = gitops.git_stream(cwd, *argv[1:], on_line=progress, user_config=True, check=False,
+                                         env={**smtp.env(), **_autoflush_env(Path(tmp))})
     logged = parse_log(out)
     entries = [_record_entry(m, got) for m, got in zip(plan.messages, logged, strict=False)]
     if entries:
@@ -435,8 +438,8 @@ def send(prepared: Prepared, smtp: Smtp, cwd: Path) -> str:
 def _send_email(plan: Plan, files: list[Path], smtp: Smtp, cwd: Path, dry_run: bool) -> str:
     argv = send_email_argv(plan, files, smtp, dry_run)
     what = f"git send-email{' --dry-run' if dry_run else ''} of {plan.series} v{plan.version}"
-    proc = run(argv, cwd=cwd, env=smtp.env(), input=b"", what=what)
-    return proc.stdout.decode(errors="replace")
+    out = gitops.git_bytes(cwd, *argv[1:], env=smtp.env(), what=what, user_config=True)
+    return out.decode(errors="replace")
 
 
 def describe(plan: Plan, smtp: Smtp, missing: list[str]) -> str:

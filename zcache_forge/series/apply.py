@@ -1,4 +1,4 @@
-"""Commit rendered patches onto a base commit in the tool's own repository (GitPython).
+"""Commit rendered patches onto a base commit in the tool's own repository (through gitops).
 
 Trees are built in a temporary index, so the base tree is never checked out
 for this and the user's tree is never touched. Identities and dates come from
@@ -7,14 +7,14 @@ the series file, so the same input gives the same commit ids.
 
 from __future__ import annotations
 
-import io
 import tempfile
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import git
-from gitdb import IStream
 
-from zcache_forge.kernel import cache_dir, git_cmd, ident_env
+from zcache_forge import gitops
+from zcache_forge.kernel import cache_dir, ident_env
 from zcache_forge.series import Series, SeriesFile
 from zcache_forge.series.render import RenderedPatch
 
@@ -35,22 +35,32 @@ def _date(sf: SeriesFile, minutes: int) -> str:
     return (start + timedelta(minutes=minutes)).strftime("%Y-%m-%d %H:%M:%S %z")
 
 
-def _store_blob(repo: git.Repo, data: bytes) -> str:
-    return repo.odb.store(IStream(git.Blob.type, len(data), io.BytesIO(data))).binsha.hex()
+def _store_blobs(repo: git.Repo, blobs: list[bytes], tmp: Path) -> list[str]:
+    """Write `blobs` into the repository with one git hash-object; return their ids."""
+    if not blobs:
+        return []
+    files = []
+    for n, data in enumerate(blobs):
+        files.append(tmp / f"blob-{n}")
+        files[-1].write_bytes(data)
+    out = gitops.git(repo, "hash-object", "-w", "--no-filters", "--stdin-paths",
+                     input="".join(f"{f}\n" for f in files).encode(), what="storing the patch's files")
+    return out.split()
 
 
 def _tree(repo: git.Repo, parent: str, rp: RenderedPatch) -> str:
     with tempfile.TemporaryDirectory(prefix="zcf-index-", dir=cache_dir()) as tmp:
         env = {"GIT_INDEX_FILE": f"{tmp}/index"}
-        git_cmd(repo, "read-tree", parent, env=env)
+        gitops.git(repo, "read-tree", parent, env=env)
+        blobs = iter(_store_blobs(repo, [ch.data for ch in rp.changes if ch.data is not None], Path(tmp)))
         lines = []
         for ch in rp.changes:
             if ch.data is None:
                 lines.append(f"0 {'0' * 40}\t{ch.path}")
             else:
-                lines.append(f"100644 {_store_blob(repo, ch.data)}\t{ch.path}")
-        git_cmd(repo, "update-index", "--index-info", env=env, input=("\n".join(lines) + "\n").encode())
-        return git_cmd(repo, "write-tree", env=env)
+                lines.append(f"100644 {next(blobs)}\t{ch.path}")
+        gitops.git(repo, "update-index", "--index-info", env=env, input=("\n".join(lines) + "\n").encode())
+        return gitops.git(repo, "write-tree", env=env)
 
 
 def commit_series(repo: git.Repo, sf: SeriesFile, series: Series, parent: str,
@@ -62,13 +72,13 @@ def commit_series(repo: git.Repo, sf: SeriesFile, series: Series, parent: str,
         date = _date(sf, first_minute + n)
         env = ident_env(sf.author_name, sf.author_email, date)
         tree = _tree(repo, parent, rp)
-        parent = git_cmd(repo, "commit-tree", tree, "-p", parent, env=env, input=rp.message.encode())
+        parent = gitops.git(repo, "commit-tree", tree, "-p", parent, env=env, input=rp.message.encode())
         commits.append(parent)
         notes = _changes_note(rp, series.version)
         if notes:
-            git_cmd(repo, "notes", "--ref", NOTES_REF, "add", "-f", "-m", notes, parent, env=env)
-    git_cmd(repo, "update-ref", f"refs/heads/{branch_name(series)}", parent)
-    git_cmd(repo, "update-ref", start_ref(series.name, series.version), start)
+            gitops.git(repo, "notes", "--ref", NOTES_REF, "add", "-f", "-m", notes, parent, env=env)
+    gitops.git(repo, "update-ref", f"refs/heads/{branch_name(series)}", parent)
+    gitops.git(repo, "update-ref", start_ref(series.name, series.version), start)
     return commits
 
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import git
 
+from zcache_forge import gitops
 from zcache_forge.errors import ForgeError
-from zcache_forge.kernel import git_cmd, ident_env
+from zcache_forge.kernel import ident_env
 from zcache_forge.mail.sentrecord import FILE as SENT_RECORD
 from zcache_forge.series import Series, SeriesFile, replay
 from zcache_forge.series.apply import NOTES_REF, start_ref
@@ -48,8 +49,8 @@ def previous_range(repo: git.Repo, series: Series, patches_root: Path, onto: str
         except ForgeError as exc:
             log.warning("%s v%d: no range-diff: %s", series.name, series.version, exc)
             return None
-        git_cmd(repo, "update-ref", branch, tip)
-        git_cmd(repo, "update-ref", start_ref(series.name, prev), onto)
+        gitops.git(repo, "update-ref", branch, tip)
+        gitops.git(repo, "update-ref", start_ref(series.name, prev), onto)
         log.info("%s v%d: rebuilt branch zcache-forge/%s/v%d from %s for the range-diff",
                  series.name, series.version, series.name, prev, folder)
     if tip is None:
@@ -69,7 +70,7 @@ def previous_range(repo: git.Repo, series: Series, patches_root: Path, onto: str
 
 def _rev(repo: git.Repo, rev: str) -> str | None:
     try:
-        return git_cmd(repo, "rev-parse", "--verify", "-q", f"{rev}^{{commit}}")
+        return gitops.git(repo, "rev-parse", "--verify", "-q", f"{rev}^{{commit}}")
     except ForgeError:
         return None
 
@@ -98,7 +99,7 @@ def format_patch(repo: git.Repo, sf: SeriesFile, series: Series, kernel_base: st
     # The cover letter's date is the committer date given here: fix it for byte-identical output.
     env = ident_env(sf.author_name, sf.author_email, sf.date)
     try:
-        git_cmd(repo, *args, env=env, what=f"git format-patch of series {series.name}")
+        gitops.git(repo, *args, env=env, what=f"git format-patch of series {series.name}")
         files = sorted(tmp.glob("*.patch"))
         _fill_cover(files[0], series, cover)
     except BaseException:

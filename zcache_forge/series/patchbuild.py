@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zcache_forge import kernel
+from zcache_forge import gitops, kernel
 from zcache_forge.guest import console, initramfs, judge, qemu, scenarios
 from zcache_forge.guest.qemutest import FRAGMENTS
 from zcache_forge.kernel import build
@@ -143,7 +143,7 @@ class Booter:
 
 def build_patch(s: pipeline.SeriesResult, number: int, commit: str) -> PatchBuild:
     repo = kernel.work_repo()
-    subject = repo.commit(commit).summary
+    subject = gitops.git(repo, "log", "-1", "--format=%s", commit)
     src = kernel.checkout(repo, commit, kernel.cache_dir() / "src")
     log.info("build check %s %d/%d: %s", s.name, number, len(s.commits), subject)
     b = build.build(src, kernel.cache_dir() / "build" / "guest", "guest", list(FRAGMENTS))

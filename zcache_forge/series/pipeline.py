@@ -7,8 +7,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zcache_forge import kernel, series
-from zcache_forge.series import apply, baseversion, export, render
+from zcache_forge import gitops, kernel, series
+from zcache_forge.series import apply, baseversion, checkpatch, export, render
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def build_patches(series_file: Path, patches_root: Path, only: list[str] | None 
     version = kernel.version_at(repo, base)
 
     # Render all of it first: a template error must leave nothing half written.
-    read_base = kernel.reader(repo, base)
+    read_base = gitops.reader(repo, base)
     rendered = {}
     for s in sf.series:
         chain = sf.chain(s.name)
@@ -79,3 +79,10 @@ def build_patches(series_file: Path, patches_root: Path, only: list[str] | None 
     result.base_notice = baseversion.check(sf, version, patches_root)
     result.seconds = time.monotonic() - t0
     return result
+
+
+def check_patches(res: BuildResult) -> dict[str, checkpatch.CheckResult]:
+    """checkpatch.pl --strict on every exported patch, from a checkout of the last series' tip
+    (the kernel's own script, in the version the series ends on); keyed by the patch's path."""
+    tree = kernel.checkout(kernel.work_repo(), res.series[-1].tip, kernel.cache_dir() / "src")
+    return {str(r.patch): r for s in res.series for r in checkpatch.check_series(tree, s.files)}

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import git
 
+from zcache_forge import gitops
 from zcache_forge.errors import ForgeError
-from zcache_forge.kernel import git_cmd
 from zcache_forge.series.checkpatch import is_cover
 
 log = logging.getLogger(__name__)
@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 
 def _mailinfo(repo: git.Repo, patch: Path, tmp: Path) -> tuple[dict[str, str], str, Path]:
     msg, diff = tmp / "msg", tmp / "diff"
-    out = git_cmd(repo, "mailinfo", str(msg), str(diff), input=patch.read_bytes(),
-                  what=f"git mailinfo {patch.name}")
+    out = gitops.git(repo, "mailinfo", str(msg), str(diff), input=patch.read_bytes(),
+                     what=f"git mailinfo {patch.name}")
     info = dict(line.split(": ", 1) for line in out.splitlines() if ": " in line)
     if not info.get("Subject") or not info.get("Author"):
         raise ForgeError(f"{patch}: not a git format-patch file (no Subject or From)")
@@ -43,16 +43,16 @@ def replay(repo: git.Repo, folder: Path, onto: str) -> str:
     with tempfile.TemporaryDirectory(prefix="zcache-forge-replay-") as d:
         tmp = Path(d)
         env = {"GIT_INDEX_FILE": str(tmp / "index")}
-        git_cmd(repo, "read-tree", onto, env=env)
+        gitops.git(repo, "read-tree", onto, env=env)
         tip = onto
         for patch in patches:
             info, message, diff = _mailinfo(repo, patch, tmp)
-            git_cmd(repo, "apply", "--cached", str(diff), env=env, what=f"applying {patch}")
-            tree = git_cmd(repo, "write-tree", env=env)
+            gitops.git(repo, "apply", "--cached", str(diff), env=env, what=f"applying {patch}")
+            tree = gitops.git(repo, "write-tree", env=env)
             ident = {"GIT_AUTHOR_NAME": info["Author"], "GIT_AUTHOR_EMAIL": info.get("Email", ""),
                      "GIT_AUTHOR_DATE": info.get("Date", ""), "GIT_COMMITTER_NAME": info["Author"],
                      "GIT_COMMITTER_EMAIL": info.get("Email", ""), "GIT_COMMITTER_DATE": info.get("Date", "")}
-            tip = git_cmd(repo, "commit-tree", tree, "-p", tip, "-F", "-", env={**env, **ident},
-                          input=message.encode(), what=f"committing {patch.name}")
+            tip = gitops.git(repo, "commit-tree", tree, "-p", tip, "-F", "-", env={**env, **ident},
+                             input=message.encode(), what=f"committing {patch.name}")
             os.unlink(diff)
     return tip
