@@ -5,7 +5,7 @@ set -eu
 cd "$(dirname "$0")"
 
 APT="linux-source-6.1 qemu-system-x86 busybox-static flex bison bc libelf-dev libssl-dev
-ccache cpio git git-email gcc make perl xz-utils python3-pip"
+ccache cpio git git-email gcc make perl xz-utils python3-pip lava-dispatcher"
 
 missing=""
 for p in $APT; do
@@ -18,7 +18,7 @@ if [ -n "$missing" ]; then
     apt-get install -y -q $missing
 fi
 
-if ! python3 -c "import zcache_forge, jinja2, git, yaml, invoke, pydantic, pytest, aiosmtpd, matplotlib" 2>/dev/null; then
+if ! python3 -c "import zcache_forge, jinja2, git, yaml, invoke, pydantic, pytest, aiosmtpd, matplotlib, tuxlava" 2>/dev/null; then
     echo "setup: pip install -e .[test]"
     python3 -m pip install -q --root-user-action=ignore -e ".[test]"
 fi

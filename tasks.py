@@ -62,12 +62,14 @@ def build_patches(c, series_file="series.yaml", series=None, out="patches", chec
     "debug": "build and boot the debug kernel (KASAN, lockdep, DEBUG_VM, fault injection)",
     "jobs": "host CPUs for guests: run scenarios side by side within them (default 1: one guest at "
             "a time, so each guest's seconds are its own)",
+    "runner": "local (QEMU here, the default) or lava-run (each scenario a LAVA job run by this machine's "
+              "lava-dispatcher, as a lab's worker runs it)",
 })
 def qemu_test(c, scenario=None, series=None, series_file="series.yaml", accel=None, json=False, debug=False,
-              jobs=None):
+              jobs=None, runner=None):
     """Build the patched kernel, boot it in QEMU under memory pressure, verify every page."""
     sys.exit(cli.qemu_test(ROOT / series_file, ROOT / "patches", scenario or None, series, accel, json,
-                           ROOT / "results", debug, jobs))
+                           ROOT / "results", debug, jobs, runner))
 
 
 @task(klass=ForgeTask, iterable=["scenario", "backend", "disk"], help={

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from pydantic import ValidationError
 
 from zcache_forge import series as series_mod
-from zcache_forge.guest import qemu, scenarios
+from zcache_forge.guest import qemu, runners, scenarios
 from zcache_forge.validate import Choice, Int, Strict, context_check, expected, option_error
 
 ACCELS = qemu.ACCELS
@@ -48,6 +48,7 @@ class QemuTestOptions(Strict):
     series: SeriesName | None = None
     accel: Accel | None = None
     jobs: Int(1, 64, text=True) = 1
+    runner: Choice(*runners.RUNNERS) = runners.DEFAULT
 
 
 class BenchOptions(Strict):
