@@ -80,6 +80,13 @@ def _stop_group(proc: subprocess.Popen[Any]) -> None:
         log.warning("lava-run (pid %d) did not die after SIGKILL", proc.pid)
 
 
+def last_console_line(lava_log: Path) -> str:
+    """The guest's last console line in lava-run's log so far (for progress), else LAVA's last record."""
+    tail = qemu.last_line(lava_log, max_bytes=16384)
+    parsed = parse_log(tail)
+    return parsed.console[-1] if parsed.console else tail
+
+
 def guest_status(console: list[str]) -> int | None:
     for line in reversed(console):
         m = DONE.match(line)
@@ -133,7 +140,8 @@ def run_lava(kernel: Path, initrd: Path, scenario: Scenario, workdir: Path, acce
                                     start_new_session=True)
             try:
                 end = qemu.watch(proc, lava_log, scenario.wall_limit_s + 60 * jobmod.DEPLOY_MINUTES,
-                                 scenario.silence_timeout_s, scenario.name, stop=_stop_group)
+                                 scenario.silence_timeout_s, scenario.name, stop=_stop_group,
+                                 describe=last_console_line)
             except BaseException:
                 _stop_group(proc)
                 raise
