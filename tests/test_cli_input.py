@@ -216,7 +216,7 @@ def test_no_automatic_short_flags(monkeypatch, capsys, flag):
 
 def test_qemu_test_dash_j_is_jobs(monkeypatch):
     args = parse(["qemu-test", "-j", "2"], monkeypatch)["qemu_test"]
-    assert args[-1] == "2"
+    assert args[8] == "2"  # (series_file, out, scenario, series, accel, json, results, debug, jobs, runner)
 
 
 def test_repeatable_options_repeat(monkeypatch):

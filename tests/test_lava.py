@@ -52,7 +52,8 @@ def test_the_job_boots_what_a_local_run_boots(smoke, tmp_path):
     assert images["swap0"]["image_arg"] == "-drive file={swap0},if=virtio,format=raw,cache=unsafe"
     ctx = job["context"]
     assert ctx["memory"] == smoke.guest_ram_mib and ctx["no_kvm"] is True and ctx["no_network"] is True
-    assert f"-smp {smoke.cpus}" in ctx["extra_options"] and f"-device {qemu.DEBUG_EXIT}" in ctx["extra_options"]
+    assert f"-smp {smoke.cpus}" in ctx["extra_options"]
+    assert f"-device {qemu.DEBUG_EXIT}" in ctx["extra_options"]
     boot = job["actions"][1]["boot"]
     assert boot["prompts"] == [jobmod.DONE_PROMPT] and boot["method"] == "qemu"
     assert boot["timeout"]["minutes"] * 60 >= smoke.wall_limit_s
@@ -138,7 +139,8 @@ def test_a_silent_lava_job_is_a_hang(recorded_log, tmp_path):
     assert (kind, status, ended) == ("hang", None, "hang: console silent for 15 s")
 
 
-@pytest.mark.skipif(shutil.which("lava-run") is None, reason="needs lava-run: apt-get install lava-dispatcher")
+@pytest.mark.skipif(shutil.which("lava-run") is None,
+                    reason="needs lava-run: apt-get install lava-dispatcher")
 def test_lava_run_validates_the_generated_job(smoke, tmp_path):
     job = jobmod.definition(smoke, artifacts(tmp_path), "tcg")
     (tmp_path / "job.yaml").write_text(jobmod.dump(job))

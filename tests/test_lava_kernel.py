@@ -35,13 +35,15 @@ def test_lava_run_gives_the_local_verdict(tmp_path):
         assert a.passed and b.passed, (name, a.reasons, b.reasons)
         assert (b.exit_kind, b.guest_status, b.ended_by) == ("exit", 0, "guest")
         # every page verified, in the same workloads and phases
-        shape = [(w["id"], w["phase"], w["pages"], w["pages_checked"], w["pages_corrupted"]) for w in a.workloads]
-        assert shape == [(w["id"], w["phase"], w["pages"], w["pages_checked"], w["pages_corrupted"])
-                         for w in b.workloads]
+        def shape(r):
+            return [(w["id"], w["phase"], w["pages"], w["pages_checked"], w["pages_corrupted"]) for w in r.workloads]
+
+        assert shape(a) == shape(b)
         assert all(w["pages_corrupted"] == 0 for w in b.workloads)
         # zcache's counters, in every phase the local run has them
         assert set(b.counters) == set(a.counters)
-        assert b.counters["pressure"]["zcache.pers_puts"] > 0 and b.counters["pressure"]["zcache.pers_gets"] > 0
+        pressure = b.counters["pressure"]
+        assert pressure["zcache.pers_puts"] > 0 and pressure["zcache.pers_gets"] > 0
         assert b.counters["after-swapoff"]["zcache.pers_zpages"] == 0
     job = (tmp_path / "lava-run" / "basic" / "lava-job.yaml").read_text()
     assert "zcache-forge basic" in job and "ZCF-DONE" in job

@@ -153,7 +153,8 @@ def qemu_test(series_file: Path, out: Path, scenario_names: list[str] | None, se
         else:
             print(report.render_table(res.results))
             print(f"{image.series} v{image.version} ({image.commit[:12]}), accelerator {res.accelerator}, "
-                  f"runner {res.runner}, build {image.build.seconds:.0f} s, total {data['total_seconds']:.0f} s: "
+                  f"runner {res.runner}, build {image.build.seconds:.0f} s, "
+                  f"total {data['total_seconds']:.0f} s: "
                   f"{'PASS' if res.passed else 'FAIL'}; results in {path}")
         return 0 if res.passed else EXIT_FAILED
 

@@ -126,7 +126,8 @@ def run_scenarios(image: KernelImage, chosen: list[scenarios.Scenario], workdir:
     t0 = time.monotonic()
     initrd = initramfs.build_initramfs(kernel.cache_dir() / "initramfs")
     accel = accel or qemu.probe_accel(image.image, initrd, workdir / "probe")
-    log.info("accelerator: %s, runner %s%s", accel, runner, f", up to {jobs} guest CPUs at once" if jobs > 1 else "")
+    log.info("accelerator: %s, runner %s%s", accel, runner,
+             f", up to {jobs} guest CPUs at once" if jobs > 1 else "")
     out = QemuTestResult(kernel=image, accelerator=accel, jobs=jobs, runner=runner)
 
     def one(i: int, sc: scenarios.Scenario) -> judge.ScenarioResult:

@@ -95,7 +95,8 @@ def guest_status(console: list[str]) -> int | None:
     return None
 
 
-def outcome(job_id: str, parsed: LavaLog, lava_log: Path, end_kind: str, end_words: str) -> tuple[str, int | None, str]:
+def outcome(job_id: str, parsed: LavaLog, lava_log: Path, end_kind: str,
+            end_words: str) -> tuple[str, int | None, str]:
     """(exit_kind, guest_status, ended_by) of a finished or killed LAVA job."""
     if end_kind != "exit":
         return end_kind, None, end_words
@@ -107,8 +108,9 @@ def outcome(job_id: str, parsed: LavaLog, lava_log: Path, end_kind: str, end_wor
         return "exit", status, "guest"
     why = parsed.reasons() or ["no error given"]
     result = parsed.job_result or "did not finish"
-    return "lava-error", None, (f"LAVA job {job_id} {'failed' if result == 'fail' else result} before the guest "
-                                f"finished: {'; '.join(why)} (log: {lava_log})")
+    verb = "failed" if result == "fail" else result
+    return "lava-error", None, (f"LAVA job {job_id} {verb} before the guest finished: {'; '.join(why)} "
+                                f"(log: {lava_log})")
 
 
 def run_lava(kernel: Path, initrd: Path, scenario: Scenario, workdir: Path, accel: str = "tcg",
