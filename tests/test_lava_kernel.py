@@ -36,7 +36,8 @@ def test_lava_run_gives_the_local_verdict(tmp_path):
         assert (b.exit_kind, b.guest_status, b.ended_by) == ("exit", 0, "guest")
         # every page verified, in the same workloads and phases
         def shape(r):
-            return [(w["id"], w["phase"], w["pages"], w["pages_checked"], w["pages_corrupted"]) for w in r.workloads]
+            keys = ("id", "phase", "pages", "pages_checked", "pages_corrupted")
+            return [tuple(w[k] for k in keys) for w in r.workloads]
 
         assert shape(a) == shape(b)
         assert all(w["pages_corrupted"] == 0 for w in b.workloads)
