@@ -10,14 +10,13 @@ import logging
 import os
 import re
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from zcache_forge.errors import ForgeError
 from zcache_forge.kernel import cache_dir
-from zcache_forge.run import run
+from zcache_forge.run import Progress, run
 
 log = logging.getLogger(__name__)
 
@@ -159,24 +158,22 @@ def build(src: Path, out: Path, config: str, fragments: list[Path], targets: tup
     return b
 
 
+BUILD_STEPS = ("CC", "LD", "AR", "AS", "CC [M]", "HOSTCC")  # kbuild's quiet lines that count as a step
+
+
 def _make_with_progress(argv: list[str], env: dict[str, str], logf, progress: bool, label: str) -> bool:
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             errors="replace")
     assert proc.stdout is not None
-    steps = 0
-    last = 0.0
+    # one line rewritten on a terminal, a plain line every 10 s otherwise (logs, CI)
+    shown = Progress(f"building {label}, steps") if progress else None
     for line in proc.stdout:
         logf.write(line)
-        if line.startswith("  ") and line[2:10].strip() in ("CC", "LD", "AR", "AS", "CC [M]", "HOSTCC"):
-            steps += 1
-        now = time.monotonic()
-        if progress and now - last > 2:
-            last = now
-            print(f"\r  building {label}: {steps} steps, {line.strip()[:60]:<60}", end="", file=sys.stderr)
+        if shown and line.startswith("  ") and line[2:10].strip() in BUILD_STEPS:
+            shown.step(note=" ".join(line.split())[:60])
     rc = proc.wait()
-    if progress:
-        print(f"\r  building {label}: {steps} steps, {'done' if rc == 0 else 'FAILED'}{' ' * 60}",
-              file=sys.stderr)
+    if shown:
+        shown.done(rc == 0)
     return rc == 0
 
 
