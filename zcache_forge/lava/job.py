@@ -25,7 +25,10 @@ from zcache_forge.errors import ForgeError
 from zcache_forge.guest import qemu
 from zcache_forge.guest.scenarios import Scenario
 
-DONE_PROMPT = "ZCF-DONE status=[0-9]+"  # /init's last line (qemu/init, finish())
+# /init's last line (qemu/init, finish()), with its line end: LAVA logs a console line only once its
+# newline has come, and powers the guest off as soon as the prompt matches, so a prompt without the
+# newline can end the job before the line reaches the log (seen on a loaded host)
+DONE_PROMPT = "ZCF-DONE status=[0-9]+\r?\n"
 DEPLOY_MINUTES = 5
 DEVICE_TEMPLATE = "qemu.yaml.jinja2"
 

@@ -106,11 +106,12 @@ def outcome(job_id: str, parsed: LavaLog, lava_log: Path, end_kind: str,
             log.warning("LAVA job %s: the guest finished (status %d) but LAVA says %s: %s", job_id, status,
                         parsed.job_result, "; ".join(parsed.errors) or "no error given")
         return "exit", status, "guest"
-    why = parsed.reasons() or ["no error given"]
-    result = parsed.job_result or "did not finish"
-    verb = "failed" if result == "fail" else result
-    return "lava-error", None, (f"LAVA job {job_id} {verb} before the guest finished: {'; '.join(why)} "
-                                f"(log: {lava_log})")
+    if parsed.job_result == "pass":
+        what = "passed, but its console has no ZCF-DONE line"
+    else:
+        what = (f"{'failed' if parsed.job_result == 'fail' else 'did not finish'} before the guest finished: "
+                + "; ".join(parsed.reasons() or ["no error given"]))
+    return "lava-error", None, f"LAVA job {job_id} {what} (log: {lava_log})"
 
 
 def run_lava(kernel: Path, initrd: Path, scenario: Scenario, workdir: Path, accel: str = "tcg",
