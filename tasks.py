@@ -43,12 +43,13 @@ class ForgeTask(Task):
     "boot": "with --build: also boot each patch's kernel on the smoke scenario (through zcache once it "
             "registers); stamped, send-patches shows it",
     "accel": "with --boot: tcg or kvm (default: probe)",
+    "distcc": "with --build: distcc hosts (host[:port][/limit], as DISTCC_HOSTS) for ccache's misses",
 })
 def build_patches(c, series_file="series.yaml", series=None, out="patches", check=True, json=False,
-                  build=False, boot=False, accel=None):
+                  build=False, boot=False, accel=None, distcc=None):
     """Render zcache from templates, commit it on the kernel base, export with git format-patch."""
     sys.exit(cli.build_patches(ROOT / series_file, ROOT / out, series or None, check, json, build,
-                               boot, accel))
+                               boot, accel, distcc))
 
 
 
@@ -64,12 +65,13 @@ def build_patches(c, series_file="series.yaml", series=None, out="patches", chec
             "a time, so each guest's seconds are its own)",
     "runner": "local (QEMU here, the default) or lava-run (each scenario a LAVA job run by this machine's "
               "lava-dispatcher, as a lab's worker runs it)",
+    "distcc": "distcc hosts (host[:port][/limit], as DISTCC_HOSTS) for the kernel build's ccache misses",
 })
 def qemu_test(c, scenario=None, series=None, series_file="series.yaml", accel=None, json=False, debug=False,
-              jobs=None, runner=None):
+              jobs=None, runner=None, distcc=None):
     """Build the patched kernel, boot it in QEMU under memory pressure, verify every page."""
     sys.exit(cli.qemu_test(ROOT / series_file, ROOT / "patches", scenario or None, series, accel, json,
-                           ROOT / "results", debug, jobs, runner))
+                           ROOT / "results", debug, jobs, runner, distcc))
 
 
 @task(klass=ForgeTask, iterable=["scenario", "backend", "disk"], help={

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json as jsonlib
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -44,6 +45,14 @@ def _guard(task: str, fn: Callable[[T], int], check: Callable[[], T]) -> int:
         return exc.exit_code
 
 
+def use_distcc(hosts: str | None) -> None:
+    """--distcc HOSTS: every kernel build of this task sends ccache's misses to these hosts."""
+    from zcache_forge.kernel import distcc
+
+    if hosts:
+        os.environ[distcc.ENV] = hosts
+
+
 def table(headers: list[str], rows: list[list[object]]) -> str:
     cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
@@ -53,10 +62,12 @@ def table(headers: list[str], rows: list[list[object]]) -> str:
 
 
 def build_patches(series_file: Path, out: Path, only: list[str] | None, check: bool, as_json: bool,
-                  build: bool = False, boot: bool = False, accel: str | None = None) -> int:
+                  build: bool = False, boot: bool = False, accel: str | None = None,
+                  distcc_hosts: str | None = None) -> int:
     def go(opts: options.BuildPatchesOptions) -> int:
         from zcache_forge.series import patchbuild
 
+        use_distcc(opts.distcc)
         res = pipeline.build_patches(series_file, out, opts.series or None)
         checks: dict[str, checkpatch.CheckResult] = {}
         if check:
@@ -65,8 +76,6 @@ def build_patches(series_file: Path, out: Path, only: list[str] | None, check: b
             for s in res.series:
                 for r in checkpatch.check_series(tree, s.files):
                     checks[str(r.patch)] = r
-        if boot and not build:
-            raise ForgeError("--boot boots each patch's kernel: it needs --build")
         booter = patchbuild.Booter(kernel.cache_dir() / "runs" / "patches", accel) if boot else None
         builds = patchbuild.build_every_patch(res, booter) if build else []
         built = {(p.series, p.number): p for sb in builds for p in sb.patches}
@@ -124,19 +133,29 @@ def build_patches(series_file: Path, out: Path, only: list[str] | None, check: b
             _record_build_stamps(res, builds, boot)
         return EXIT_FAILED if bad or failed or unbooted else 0
 
-    return _guard("build-patches", go, lambda: options.check(options.BuildPatchesOptions, series_file,
-                                                              series=only, boot=boot, accel=accel))
+    def check_options() -> options.BuildPatchesOptions:  # before the cache is touched
+        opts = options.check(options.BuildPatchesOptions, series_file, series=only, boot=boot, accel=accel,
+                             distcc=distcc_hosts)
+        if boot and not build:
+            raise ForgeError("--boot boots each patch's kernel: it needs --build")
+        if opts.distcc and not build:
+            raise ForgeError("--distcc spreads the kernel builds: it needs --build")
+        return opts
+
+    return _guard("build-patches", go, check_options)
 
 
 
 def qemu_test(series_file: Path, out: Path, scenario_names: list[str] | None, series: str | None,
               accel: str | None, as_json: bool, results_dir: Path, debug: bool = False,
-              jobs: int | str | None = None, runner: str | None = None) -> int:
+              jobs: int | str | None = None, runner: str | None = None,
+              distcc_hosts: str | None = None) -> int:
     from zcache_forge import report
     from zcache_forge.guest import qemutest
 
     def go(opts: options.QemuTestOptions) -> int:
         t0 = time.monotonic()
+        use_distcc(opts.distcc)
         chosen = qemutest.choose(opts.scenario or None, debug=debug)
         image = qemutest.build_kernel(series_file, out, opts.series, debug=debug)
         # one run directory per kernel config: a debug run keeps the normal run's logs
@@ -160,7 +179,7 @@ def qemu_test(series_file: Path, out: Path, scenario_names: list[str] | None, se
 
     return _guard("qemu-test", go, lambda: options.check(
         options.QemuTestOptions, series_file, scenarios.DEFAULT_FILE, scenario=scenario_names, series=series,
-        accel=accel, jobs=jobs, runner=runner))
+        accel=accel, jobs=jobs, runner=runner, distcc=distcc_hosts))
 
 
 def bench(series_file: Path, out: Path, scenario_names: list[str] | None, backend_names: list[str] | None,

@@ -7,10 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import ValidationError
+from pydantic import PlainValidator, ValidationError
 
 from zcache_forge import series as series_mod
 from zcache_forge.guest import qemu, runners, scenarios
+from zcache_forge.kernel import distcc
 from zcache_forge.validate import Choice, Int, Strict, context_check, expected, option_error
 
 ACCELS = qemu.ACCELS
@@ -33,10 +34,22 @@ Accel = Choice(*ACCELS)
 Port = Int(1, 65535, text=True)
 
 
+def _distcc_hosts(v: Any) -> str:
+    try:
+        distcc.parse_hosts(v if isinstance(v, str) else "")
+    except ValueError:
+        raise expected("distcc hosts, host[:port][/limit] separated by spaces or commas") from None
+    return v
+
+
+DistccHosts = Annotated[str, PlainValidator(_distcc_hosts)]
+
+
 class BuildPatchesOptions(Strict):
     series: list[SeriesName] = []
     boot: bool = False
     accel: Accel | None = None
+    distcc: DistccHosts | None = None
 
 
 class BenchLoopOptions(Strict):
@@ -49,6 +62,7 @@ class QemuTestOptions(Strict):
     accel: Accel | None = None
     jobs: Int(1, 64, text=True) = 1
     runner: Choice(*runners.RUNNERS) = runners.DEFAULT
+    distcc: DistccHosts | None = None
 
 
 class BenchOptions(Strict):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from zcache_forge.errors import ForgeError
-from zcache_forge.kernel import cache_dir
+from zcache_forge.kernel import cache_dir, distcc
 from zcache_forge.run import Progress, run
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,7 @@ class Build:
     seconds: float = 0.0
     log: Path | None = None
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    distcc: str | None = None  # the distcc hosts the compiles went to (ccache in front), if any
 
     @property
     def ok(self) -> bool:
@@ -142,11 +143,16 @@ def build(src: Path, out: Path, config: str, fragments: list[Path], targets: tup
     compile failure: the Build record says which target failed and why."""
     t0 = time.monotonic()
     configure(src, out, fragments)
-    b = Build(src=src, out=out, config=config, log=out / "build.log")
+    b = Build(src=src, out=out, config=config, log=out / "build.log", distcc=distcc.hosts_from_env())
     # No CCACHE_BASEDIR: it makes gcc see relative paths, and BUG() would print
     # "../../src/mm/..." instead of "mm/..." (-fmacro-prefix-map strips the absolute srctree).
     env = {**os.environ, **make_env()}
-    args = [*_make_args(src, out), f"-j{jobs()}", *(["W=1"] if w1 else [])]
+    n = jobs()
+    if b.distcc:
+        env.update(distcc.make_env(b.distcc))
+        n = distcc.jobs(b.distcc, n)
+        log.info("%s build: ccache misses go to distcc on %s (make -j%d)", config, b.distcc, n)
+    args = [*_make_args(src, out), f"-j{n}", *(["W=1"] if w1 else [])]
     with open(b.log, "w") as logf:
         for target in targets:
             ok = _make_with_progress([*args, target], env, logf, progress, f"{config}: {target}")
