@@ -46,12 +46,12 @@ def test_the_job_boots_what_a_local_run_boots(smoke, tmp_path):
     job = jobmod.definition(smoke, artifacts(tmp_path), "tcg")
     images = job["actions"][0]["deploy"]["images"]
     assert images["kernel"]["url"] == (tmp_path / "bzImage").as_uri()
-    append = " ".join([*qemu.BASE_APPEND, *smoke.kernel_args()])
+    append = " ".join([*qemu.BASE_APPEND, *smoke.kernel_args(), f"zcf.linger={jobmod.LINGER_S}"])
     assert images["kernel"]["image_arg"] == f'-kernel {{kernel}} -append "{append}"'
     assert images["initrd"]["image_arg"] == "-initrd {initrd}"
     assert images["swap0"]["image_arg"] == "-drive file={swap0},if=virtio,format=raw,cache=unsafe"
     ctx = job["context"]
-    assert ctx["memory"] == smoke.guest_ram_mib and ctx["no_kvm"] is True and ctx["no_network"] is True
+    assert ctx["memory"] == smoke.guest_ram_mib and ctx["no_kvm"] is True and "no_network" not in ctx
     assert f"-smp {smoke.cpus}" in ctx["extra_options"]
     assert f"-device {qemu.DEBUG_EXIT}" in ctx["extra_options"]
     boot = job["actions"][1]["boot"]

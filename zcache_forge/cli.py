@@ -45,6 +45,10 @@ def _guard(task: str, fn: Callable[[T], int], check: Callable[[], T]) -> int:
         return exc.exit_code
 
 
+LAVA_TOKEN_ENV = "ZCF_LAVA_TOKEN"  # --lava-token's default: a token kept out of the process list
+LAVA_LAB_OPTIONS = ("url", "token", "artifacts", "artifacts_url")
+
+
 def use_distcc(hosts: str | None) -> None:
     """--distcc HOSTS: every kernel build of this task sends ccache's misses to these hosts."""
     from zcache_forge.kernel import distcc
@@ -149,9 +153,15 @@ def build_patches(series_file: Path, out: Path, only: list[str] | None, check: b
 def qemu_test(series_file: Path, out: Path, scenario_names: list[str] | None, series: str | None,
               accel: str | None, as_json: bool, results_dir: Path, debug: bool = False,
               jobs: int | str | None = None, runner: str | None = None,
-              distcc_hosts: str | None = None) -> int:
+              distcc_hosts: str | None = None, lava: dict[str, str | None] | None = None) -> int:
+    """lava: the lab for --runner lava (url, token, artifacts, artifacts_url)."""
     from zcache_forge import report
     from zcache_forge.guest import qemutest
+    from zcache_forge.lava.server import LabConfig
+
+    lab_given = {k: v for k, v in (lava or {}).items() if v}
+    if "token" not in lab_given and os.environ.get(LAVA_TOKEN_ENV):
+        lab_given["token"] = os.environ[LAVA_TOKEN_ENV]
 
     def go(opts: options.QemuTestOptions) -> int:
         t0 = time.monotonic()
@@ -160,7 +170,9 @@ def qemu_test(series_file: Path, out: Path, scenario_names: list[str] | None, se
         image = qemutest.build_kernel(series_file, out, opts.series, debug=debug)
         # one run directory per kernel config: a debug run keeps the normal run's logs
         runs = kernel.cache_dir() / "runs" / ("debug" if debug else "guest")
-        res = qemutest.run_scenarios(image, chosen, runs, opts.accel, opts.jobs, opts.runner)
+        lab = (LabConfig(opts.lava_url, opts.lava_token, Path(opts.lava_artifacts), opts.lava_artifacts_url)
+               if opts.runner == "lava" else None)
+        res = qemutest.run_scenarios(image, chosen, runs, opts.accel, opts.jobs, opts.runner, lab)
         data = res.to_dict()
         data["total_seconds"] = round(time.monotonic() - t0, 1)
         results_dir.mkdir(parents=True, exist_ok=True)
@@ -177,9 +189,21 @@ def qemu_test(series_file: Path, out: Path, scenario_names: list[str] | None, se
                   f"{'PASS' if res.passed else 'FAIL'}; results in {path}")
         return 0 if res.passed else EXIT_FAILED
 
-    return _guard("qemu-test", go, lambda: options.check(
-        options.QemuTestOptions, series_file, scenarios.DEFAULT_FILE, scenario=scenario_names, series=series,
-        accel=accel, jobs=jobs, runner=runner, distcc=distcc_hosts))
+    def check_options() -> options.QemuTestOptions:
+        opts = options.check(options.QemuTestOptions, series_file, scenarios.DEFAULT_FILE,
+                             scenario=scenario_names, series=series, accel=accel, jobs=jobs, runner=runner,
+                             distcc=distcc_hosts, **{f"lava_{k}": v for k, v in lab_given.items()})
+        lab = {k: getattr(opts, f"lava_{k}") for k in LAVA_LAB_OPTIONS}
+        if opts.runner == "lava":
+            missing = [f"--lava-{k.replace('_', '-')}" for k, v in lab.items() if not v]
+            if missing:
+                raise ForgeError(f"--runner lava: needs {', '.join(missing)} (the token may come from "
+                                 f"${LAVA_TOKEN_ENV})")
+        elif any(v for k, v in lab.items() if k != "token"):
+            raise ForgeError("--lava-url, --lava-artifacts and --lava-artifacts-url go with --runner lava")
+        return opts
+
+    return _guard("qemu-test", go, check_options)
 
 
 def bench(series_file: Path, out: Path, scenario_names: list[str] | None, backend_names: list[str] | None,

@@ -12,7 +12,7 @@ from pydantic import PlainValidator, ValidationError
 from zcache_forge import series as series_mod
 from zcache_forge.guest import qemu, runners, scenarios
 from zcache_forge.kernel import distcc
-from zcache_forge.validate import Choice, Int, Strict, context_check, expected, option_error
+from zcache_forge.validate import Choice, Int, Str, Strict, context_check, expected, option_error
 
 ACCELS = qemu.ACCELS
 BACKEND_NAMES = ("zcache", "zswap-zbud", "zswap-zsmalloc", "plain-swap")  # bench.BACKENDS
@@ -63,6 +63,10 @@ class QemuTestOptions(Strict):
     jobs: Int(1, 64, text=True) = 1
     runner: Choice(*runners.RUNNERS) = runners.DEFAULT
     distcc: DistccHosts | None = None
+    lava_url: Str(r"https?://\S+", what="an http(s) URL") | None = None
+    lava_token: Str() | None = None
+    lava_artifacts: Str() | None = None
+    lava_artifacts_url: Str(r"https?://\S+", what="an http(s) URL") | None = None
 
 
 class BenchOptions(Strict):

@@ -9,6 +9,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import git
 
@@ -17,6 +18,9 @@ from zcache_forge.errors import CheckFailed
 from zcache_forge.guest import initramfs, judge, qemu, runners, scenarios, schedule
 from zcache_forge.kernel import build
 from zcache_forge.series import pipeline
+
+if TYPE_CHECKING:
+    from zcache_forge.lava.server import LabConfig
 
 log = logging.getLogger(__name__)
 
@@ -119,10 +123,11 @@ def build_tip(res: pipeline.BuildResult, series_name: str | None = None, debug: 
 
 
 def run_scenarios(image: KernelImage, chosen: list[scenarios.Scenario], workdir: Path,
-                  accel: str | None = None, jobs: int = 1, runner: str = runners.DEFAULT) -> QemuTestResult:
+                  accel: str | None = None, jobs: int = 1, runner: str = runners.DEFAULT,
+                  lab: LabConfig | None = None) -> QemuTestResult:
     """Boot one guest per scenario through `runner` (guest/runners.py), up to `jobs` host CPUs'
     worth of guests at once (see guest/schedule.py; 1, the default, keeps each guest's timing its own)."""
-    boot = runners.get(runner)
+    boot = runners.get(runner, lab)
     t0 = time.monotonic()
     initrd = initramfs.build_initramfs(kernel.cache_dir() / "initramfs")
     accel = accel or qemu.probe_accel(image.image, initrd, workdir / "probe")

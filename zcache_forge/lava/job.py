@@ -8,8 +8,10 @@ as virtio drives, with the same kernel command line. It ends when the console sh
 The job is ours, not tuxlava's: tuxlava's qemu job boots a root file system on a disk and logs in
 to run test definitions, and our guest has neither a login nor a LAVA test shell. The device
 dictionary is the lab's side: a lab renders its qemu device type with the job's `context`
-(arch, machine, cpu, memory, no_kvm, no_network, extra_options). For lava-run here we render the
-same device type from tuxlava, a maintained copy of LAVA's qemu template, with the same context.
+(arch, machine, cpu, memory, no_kvm, extra_options; not no_network, which lava-server 2023.01's job
+schema refuses: the guest gets the device type's user-mode NIC and has no driver for it). For
+lava-run here we render the same device type from tuxlava, a maintained copy of LAVA's qemu
+template, with the same context.
 """
 
 from __future__ import annotations
@@ -27,8 +29,12 @@ from zcache_forge.guest.scenarios import Scenario
 
 # /init's last line (qemu/init, finish()), with its line end: LAVA logs a console line only once its
 # newline has come, and powers the guest off as soon as the prompt matches, so a prompt without the
-# newline can end the job before the line reaches the log (seen on a loaded host)
-DONE_PROMPT = "ZCF-DONE status=[0-9]+\r?\n"
+# newline can end the job before the line reaches the log (seen on a loaded host). And /init lingers
+# LINGER_S after it (zcf.linger) instead of exiting at once: a QEMU that exits with the line end
+# still unread closes LAVA's connection before the prompt matches (seen on a lava-server worker).
+# The line ends in "\r\r\n" as LAVA reads it (the guest's tty and then the host's pty each add a \r).
+DONE_PROMPT = "ZCF-DONE status=[0-9]+\r*\n"
+LINGER_S = 5
 DEPLOY_MINUTES = 5
 DEVICE_TEMPLATE = "qemu.yaml.jinja2"
 
@@ -49,7 +55,7 @@ class Artifacts:
 
 
 def append_line(scenario: Scenario) -> str:
-    args = [*qemu.BASE_APPEND, *scenario.kernel_args()]
+    args = [*qemu.BASE_APPEND, *scenario.kernel_args(), f"zcf.linger={LINGER_S}"]
     quoted = [a for a in args if '"' in a or "'" in a]
     if quoted:
         raise ForgeError(f"scenario {scenario.name}: kernel argument {quoted[0]!r} has a quote, which "
@@ -65,7 +71,6 @@ def context(scenario: Scenario, accel: str) -> dict[str, Any]:
         "cpu": "qemu64",
         "memory": scenario.guest_ram_mib,
         "no_kvm": accel != "kvm",
-        "no_network": True,
         "extra_options": [f"-smp {scenario.cpus}", "-no-reboot", f"-device {qemu.DEBUG_EXIT}"],
     }
 
