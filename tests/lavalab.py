@@ -16,6 +16,7 @@ import re
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.request
@@ -124,9 +125,10 @@ def http_files(directory: Path) -> Iterator[str]:
 
 @contextmanager
 def lab(workdir: Path) -> Iterator[Lab]:
-    logs = workdir / "lab-logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    os.chmod(logs, 0o777)  # gunicorn's workers run as lavaserver
+    # the scheduler and gunicorn's workers drop to the lavaserver user and reopen their logs: a
+    # directory of their own that every user can reach (a test's tmp_path is root's alone)
+    logs = Path(tempfile.mkdtemp(prefix="zcf-lavalab-"))
+    logs.chmod(0o777)
     tag = f"zcf{os.getpid()}"
     user, worker, device = f"{tag}-user", f"{tag}-worker", f"{tag}-qemu"
     port = free_port()
@@ -147,14 +149,20 @@ def lab(workdir: Path) -> Iterator[Lab]:
                            "-g", "lavaserver", "--worker-class", "eventlet", "--workers", "2",
                            "--log-file", str(logs / "gunicorn.log")], logs / "gunicorn.out") as server, \
                  _process(["lava-server", "manage", "lava-scheduler", "--level", "INFO",
-                           "--log-file", str(logs / "scheduler.log")], logs / "scheduler.out"), \
+                           "--log-file", str(logs / "scheduler.log")], logs / "scheduler.out") as scheduler, \
                  _process(["lava-worker", "--name", worker, "--url", url, "--token", worker_token,
                            "--worker-dir", str(workdir / "worker"), "--level", "INFO",
-                           "--log-file", str(logs / "worker.log")], logs / "worker.out"), \
+                           "--log-file", str(logs / "worker.log")], logs / "worker.out") as lava_worker, \
                  http_files(artifacts) as artifacts_url:
                 wait_http(url + "api/v0.2/", server, logs / "gunicorn.log")
+                time.sleep(3)
+                for proc, name in ((scheduler, "scheduler"), (lava_worker, "worker")):
+                    if proc.poll() is not None:
+                        said = (logs / f"{name}.out").read_text(errors="replace")[-1500:]
+                        raise RuntimeError(f"the LAVA {name} died at start (logs in {logs}): {said}")
                 yield Lab(url, token, artifacts, artifacts_url, logs)
         finally:
             (DEVICES / f"{device}.jinja2").unlink(missing_ok=True)
+            # the device leaves the scheduler's pool; the worker stays (lava-server 2023.01's
+            # `workers update --health RETIRED` fails with a TypeError) and is offline once stopped
             manage("devices", "update", "--health", "RETIRED", device)
-            manage("workers", "update", "--health", "RETIRED", worker)
