@@ -50,7 +50,8 @@ def run(proj: Path, task: str, **kw) -> int:
                                  distcc_hosts=kw.get("distcc"))
     if task == "qemu-test":
         return cli.qemu_test(sf, out, kw.get("scenario"), kw.get("series"), kw.get("accel"), False,
-                             proj / "results", jobs=kw.get("jobs"), distcc_hosts=kw.get("distcc"))
+                             proj / "results", jobs=kw.get("jobs"), distcc_hosts=kw.get("distcc"),
+                             runner=kw.get("runner"), lava=kw.get("lava"))
     if task == "bench":
         return cli.bench(sf, out, kw.get("scenario"), kw.get("backend"), kw.get("reps"), kw.get("accel"),
                          False, proj / "results", False, kw.get("pool_percent"), kw.get("disk"))
@@ -152,6 +153,15 @@ OPTION_CASES = [
      "found 'build box!'"),
     ("qemu-test", {"distcc": "127.0.0.1:99999/2"}, "--distcc: expected distcc hosts"),
     ("build-patches", {"distcc": "127.0.0.1:3632/2"}, "--distcc spreads the kernel builds: it needs --build"),
+    ("qemu-test", {"runner": "lab"}, "--runner: expected one of local, lava-run, lava, found 'lab'"),
+    ("qemu-test", {"runner": "lava", "lava": {"url": "http://127.0.0.1:1/"}},
+     "--runner lava: needs --lava-token, --lava-artifacts, --lava-artifacts-url (the token may come from "
+     "$ZCF_LAVA_TOKEN)"),
+    ("qemu-test", {"runner": "lava", "lava": {"url": "lava.example.org", "token": "t", "artifacts": "/srv",
+                                              "artifacts_url": "http://x/"}},
+     "--lava-url: expected an http(s) URL, found 'lava.example.org'"),
+    ("qemu-test", {"lava": {"url": "http://127.0.0.1:1/"}},
+     "--lava-url, --lava-artifacts and --lava-artifacts-url go with --runner lava"),
     ("qemu-test", {"series": "nope"},
      "--series: expected a series of series.yaml (zcache-staging, zcache-promote), found 'nope'"),
     ("build-patches", {"series": ["zcache-staging", "nope"]},

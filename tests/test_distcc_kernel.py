@@ -22,7 +22,8 @@ from zcache_forge import cli
 from .conftest import ROOT
 
 pytestmark = [pytest.mark.kernel,
-              pytest.mark.skipif(shutil.which("distccd") is None, reason="needs distccd: apt-get install distcc")]
+              pytest.mark.skipif(shutil.which("distccd") is None,
+                                 reason="needs distccd: apt-get install distcc")]
 
 
 def free_port() -> int:

@@ -150,3 +150,31 @@ def test_lava_run_validates_the_generated_job(smoke, tmp_path):
     with pytest.raises(ForgeError, match=r"job.yaml: LAVA refused the job \(lava-run --validate exit 1\): "
                                          r"Invalid job data: \[\"Image file '.*/bzImage' does not exist"):
         run.validate(run.new_job_id("smoke"), tmp_path, tmp_path / "device.yaml", tmp_path / "job.yaml")
+
+
+def test_a_servers_log_reads_as_lava_runs(recorded_log):
+    """GET /api/v0.2/jobs/ID/logs/ gives the same records as a YAML list ("- " before each)."""
+    text = (DATA / "lava-smoke.lava.log").read_text()
+    as_server = "".join(f"- {line}\n" for line in text.splitlines() if line.startswith("{"))
+    from zcache_forge.lava import server
+
+    again = logs.parse_log("\n".join(server.log_lines(as_server)))
+    assert again.console == recorded_log.console and again.job_result == recorded_log.job_result
+
+
+def test_images_are_published_under_the_served_url(tmp_path):
+    from zcache_forge.lava import server
+
+    lab = server.LabConfig("http://127.0.0.1:9/", "t", tmp_path / "srv", "http://127.0.0.1:8000/img/")
+    (tmp_path / "bzImage").write_bytes(b"kernel")
+    urls = server.publish([tmp_path / "bzImage"], lab, "smoke-1")
+    assert urls == ["http://127.0.0.1:8000/img/smoke-1/bzImage"]
+    assert (tmp_path / "srv" / "smoke-1" / "bzImage").read_bytes() == b"kernel"
+
+
+def test_the_done_prompt_matches_the_line_as_lava_reads_it():
+    import re
+
+    for end in ("\r\r\n", "\r\n", "\n"):
+        assert re.search(jobmod.DONE_PROMPT, f"ZCF-DONE status=0{end}")
+    assert not re.search(jobmod.DONE_PROMPT, "ZCF-DONE status=0")  # not before its line end
