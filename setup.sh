@@ -5,7 +5,7 @@ set -eu
 cd "$(dirname "$0")"
 
 APT="linux-source-6.1 qemu-system-x86 busybox-static flex bison bc libelf-dev libssl-dev
-ccache cpio git git-email gcc make perl xz-utils python3-pip"
+ccache cpio git git-email gcc make perl xz-utils python3-pip lava-dispatcher distcc postgresql"
 
 missing=""
 for p in $APT; do
@@ -18,7 +18,18 @@ if [ -n "$missing" ]; then
     apt-get install -y -q $missing
 fi
 
-if ! python3 -c "import zcache_forge, jinja2, git, yaml, invoke, pydantic, pytest, aiosmtpd, matplotlib" 2>/dev/null; then
+# lava-server (the LAVA lab the --runner lava test starts on 127.0.0.1) creates its database when
+# it is installed, so PostgreSQL must run then; there is no systemd here to start it.
+if ! dpkg-query -W -f='${Status}' lava-server 2>/dev/null | grep -q "install ok installed"; then
+    echo "setup: apt-get install lava-server (with PostgreSQL running)"
+    export DEBIAN_FRONTEND=noninteractive
+    pg_lsclusters -h | awk '$4 != "online" {print $1, $2}' | while read -r version cluster; do
+        pg_ctlcluster "$version" "$cluster" start
+    done
+    apt-get install -y -q lava-server
+fi
+
+if ! python3 -c "import zcache_forge, jinja2, git, yaml, invoke, pydantic, pytest, aiosmtpd, matplotlib, tuxlava" 2>/dev/null; then
     echo "setup: pip install -e .[test]"
     python3 -m pip install -q --root-user-action=ignore -e ".[test]"
 fi

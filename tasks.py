@@ -43,12 +43,13 @@ class ForgeTask(Task):
     "boot": "with --build: also boot each patch's kernel on the smoke scenario (through zcache once it "
             "registers); stamped, send-patches shows it",
     "accel": "with --boot: tcg or kvm (default: probe)",
+    "distcc": "with --build: distcc hosts (host[:port][/limit], as DISTCC_HOSTS) for ccache's misses",
 })
 def build_patches(c, series_file="series.yaml", series=None, out="patches", check=True, json=False,
-                  build=False, boot=False, accel=None):
+                  build=False, boot=False, accel=None, distcc=None):
     """Render zcache from templates, commit it on the kernel base, export with git format-patch."""
     sys.exit(cli.build_patches(ROOT / series_file, ROOT / out, series or None, check, json, build,
-                               boot, accel))
+                               boot, accel, distcc))
 
 
 
@@ -62,12 +63,22 @@ def build_patches(c, series_file="series.yaml", series=None, out="patches", chec
     "debug": "build and boot the debug kernel (KASAN, lockdep, DEBUG_VM, fault injection)",
     "jobs": "host CPUs for guests: run scenarios side by side within them (default 1: one guest at "
             "a time, so each guest's seconds are its own)",
+    "runner": "local (QEMU here, the default), lava-run (each scenario a LAVA job run by this machine's "
+              "lava-dispatcher, as a lab's worker runs it) or lava (submitted to a LAVA server: --lava-*)",
+    "distcc": "distcc hosts (host[:port][/limit], as DISTCC_HOSTS) for the kernel build's ccache misses",
+    "lava_url": "with --runner lava: the LAVA server's URL",
+    "lava_token": "with --runner lava: an API token (default: $ZCF_LAVA_TOKEN)",
+    "lava_artifacts": "with --runner lava: a directory your HTTP server serves; the images are copied there",
+    "lava_artifacts_url": "with --runner lava: the URL the lab's workers reach that directory at",
 })
 def qemu_test(c, scenario=None, series=None, series_file="series.yaml", accel=None, json=False, debug=False,
-              jobs=None):
+              jobs=None, runner=None, distcc=None, lava_url=None, lava_token=None, lava_artifacts=None,
+              lava_artifacts_url=None):
     """Build the patched kernel, boot it in QEMU under memory pressure, verify every page."""
     sys.exit(cli.qemu_test(ROOT / series_file, ROOT / "patches", scenario or None, series, accel, json,
-                           ROOT / "results", debug, jobs))
+                           ROOT / "results", debug, jobs, runner, distcc,
+                           {"url": lava_url, "token": lava_token, "artifacts": lava_artifacts,
+                            "artifacts_url": lava_artifacts_url}))
 
 
 @task(klass=ForgeTask, iterable=["scenario", "backend", "disk"], help={

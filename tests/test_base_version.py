@@ -151,3 +151,17 @@ def test_progress_rewrites_one_line_on_a_terminal_and_prints_lines_otherwise():
     assert "\r" not in plain.getvalue() and lines[:4] == [f"zcache-forge: adding: {i}/4 ({25 * i}%)"
                                                          for i in range(1, 5)]
     assert lines[4].startswith("zcache-forge: adding: 4/4 (100%), done in")
+
+
+def test_build_progress_names_the_step_and_uses_no_carriage_return_in_a_log():
+    """The kernel build's progress (kernel/build.py) goes through Progress: in a log (CI, a file)
+    plain lines with the compiler's current line, and FAILED at the end of a failed build."""
+    plain = io.StringIO()
+    p = Progress("building guest: bzImage, steps", stream=plain, every=0, tty=False)
+    p.last = -1.0
+    p.step(note="CC mm/zcache/zcache-main.o")
+    p.done(ok=False)
+    lines = plain.getvalue().splitlines()
+    assert "\r" not in plain.getvalue()
+    assert lines[0] == "zcache-forge: building guest: bzImage, steps: 1, CC mm/zcache/zcache-main.o"
+    assert lines[1].startswith("zcache-forge: building guest: bzImage, steps: 1, FAILED in")

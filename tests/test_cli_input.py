@@ -46,10 +46,12 @@ def edit(path: Path, fn) -> None:
 def run(proj: Path, task: str, **kw) -> int:
     sf, out = proj / "series.yaml", proj / "patches"
     if task == "build-patches":
-        return cli.build_patches(sf, out, kw.get("series"), False, False)
+        return cli.build_patches(sf, out, kw.get("series"), False, False, kw.get("build", False),
+                                 distcc_hosts=kw.get("distcc"))
     if task == "qemu-test":
         return cli.qemu_test(sf, out, kw.get("scenario"), kw.get("series"), kw.get("accel"), False,
-                             proj / "results", jobs=kw.get("jobs"))
+                             proj / "results", jobs=kw.get("jobs"), distcc_hosts=kw.get("distcc"),
+                             runner=kw.get("runner"), lava=kw.get("lava"))
     if task == "bench":
         return cli.bench(sf, out, kw.get("scenario"), kw.get("backend"), kw.get("reps"), kw.get("accel"),
                          False, proj / "results", False, kw.get("pool_percent"), kw.get("disk"))
@@ -146,6 +148,20 @@ OPTION_CASES = [
     ("qemu-test", {"scenario": ["basic", "nope"]}, "--scenario[1]: expected a scenario of scenarios.yaml"),
     ("qemu-test", {"jobs": "0"}, "--jobs: expected an integer 1..64, found '0'"),
     ("qemu-test", {"jobs": "two"}, "--jobs: expected an integer 1..64, found 'two'"),
+    ("qemu-test", {"distcc": "build box!"},
+     "--distcc: expected distcc hosts, host[:port][/limit] separated by spaces or commas, "
+     "found 'build box!'"),
+    ("qemu-test", {"distcc": "127.0.0.1:99999/2"}, "--distcc: expected distcc hosts"),
+    ("build-patches", {"distcc": "127.0.0.1:3632/2"}, "--distcc spreads the kernel builds: it needs --build"),
+    ("qemu-test", {"runner": "lab"}, "--runner: expected one of local, lava-run, lava, found 'lab'"),
+    ("qemu-test", {"runner": "lava", "lava": {"url": "http://127.0.0.1:1/"}},
+     "--runner lava: needs --lava-token, --lava-artifacts, --lava-artifacts-url (the token may come from "
+     "$ZCF_LAVA_TOKEN)"),
+    ("qemu-test", {"runner": "lava", "lava": {"url": "lava.example.org", "token": "t", "artifacts": "/srv",
+                                              "artifacts_url": "http://x/"}},
+     "--lava-url: expected an http(s) URL, found 'lava.example.org'"),
+    ("qemu-test", {"lava": {"url": "http://127.0.0.1:1/"}},
+     "--lava-url, --lava-artifacts and --lava-artifacts-url go with --runner lava"),
     ("qemu-test", {"series": "nope"},
      "--series: expected a series of series.yaml (zcache-staging, zcache-promote), found 'nope'"),
     ("build-patches", {"series": ["zcache-staging", "nope"]},
@@ -239,7 +255,7 @@ def test_no_automatic_short_flags(monkeypatch, capsys, flag):
 
 def test_qemu_test_dash_j_is_jobs(monkeypatch):
     args = parse(["qemu-test", "-j", "2"], monkeypatch)["qemu_test"]
-    assert args[-1] == "2"
+    assert args[8] == "2"  # (series_file, out, scenario, series, accel, json, results, debug, jobs, runner)
 
 
 def test_repeatable_options_repeat(monkeypatch):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json as jsonlib
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -44,6 +45,18 @@ def _guard(task: str, fn: Callable[[T], int], check: Callable[[], T]) -> int:
         return exc.exit_code
 
 
+LAVA_TOKEN_ENV = "ZCF_LAVA_TOKEN"  # --lava-token's default: a token kept out of the process list
+LAVA_LAB_OPTIONS = ("url", "token", "artifacts", "artifacts_url")
+
+
+def use_distcc(hosts: str | None) -> None:
+    """--distcc HOSTS: every kernel build of this task sends ccache's misses to these hosts."""
+    from zcache_forge.kernel import distcc
+
+    if hosts:
+        os.environ[distcc.ENV] = hosts
+
+
 def table(headers: list[str], rows: list[list[object]]) -> str:
     cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
@@ -53,14 +66,14 @@ def table(headers: list[str], rows: list[list[object]]) -> str:
 
 
 def build_patches(series_file: Path, out: Path, only: list[str] | None, check: bool, as_json: bool,
-                  build: bool = False, boot: bool = False, accel: str | None = None) -> int:
+                  build: bool = False, boot: bool = False, accel: str | None = None,
+                  distcc_hosts: str | None = None) -> int:
     def go(opts: options.BuildPatchesOptions) -> int:
         from zcache_forge.series import patchbuild
 
+        use_distcc(opts.distcc)
         res = pipeline.build_patches(series_file, out, opts.series or None)
         checks = pipeline.check_patches(res) if check else {}
-        if boot and not build:
-            raise ForgeError("--boot boots each patch's kernel: it needs --build")
         booter = patchbuild.Booter(kernel.cache_dir() / "runs" / "patches", accel) if boot else None
         builds = patchbuild.build_every_patch(res, booter) if build else []
         built = {(p.series, p.number): p for sb in builds for p in sb.patches}
@@ -118,24 +131,42 @@ def build_patches(series_file: Path, out: Path, only: list[str] | None, check: b
             _record_build_stamps(res, builds, boot)
         return EXIT_FAILED if bad or failed or unbooted else 0
 
-    return _guard("build-patches", go, lambda: options.check(options.BuildPatchesOptions, series_file,
-                                                              series=only, boot=boot, accel=accel))
+    def check_options() -> options.BuildPatchesOptions:  # before the cache is touched
+        opts = options.check(options.BuildPatchesOptions, series_file, series=only, boot=boot, accel=accel,
+                             distcc=distcc_hosts)
+        if boot and not build:
+            raise ForgeError("--boot boots each patch's kernel: it needs --build")
+        if opts.distcc and not build:
+            raise ForgeError("--distcc spreads the kernel builds: it needs --build")
+        return opts
+
+    return _guard("build-patches", go, check_options)
 
 
 
 def qemu_test(series_file: Path, out: Path, scenario_names: list[str] | None, series: str | None,
               accel: str | None, as_json: bool, results_dir: Path, debug: bool = False,
-              jobs: int | str | None = None) -> int:
+              jobs: int | str | None = None, runner: str | None = None,
+              distcc_hosts: str | None = None, lava: dict[str, str | None] | None = None) -> int:
+    """lava: the lab for --runner lava (url, token, artifacts, artifacts_url)."""
     from zcache_forge import report
     from zcache_forge.guest import qemutest
+    from zcache_forge.lava.server import LabConfig
+
+    lab_given = {k: v for k, v in (lava or {}).items() if v}
+    if "token" not in lab_given and os.environ.get(LAVA_TOKEN_ENV):
+        lab_given["token"] = os.environ[LAVA_TOKEN_ENV]
 
     def go(opts: options.QemuTestOptions) -> int:
         t0 = time.monotonic()
+        use_distcc(opts.distcc)
         chosen = qemutest.choose(opts.scenario or None, debug=debug)
         image = qemutest.build_kernel(series_file, out, opts.series, debug=debug)
         # one run directory per kernel config: a debug run keeps the normal run's logs
         runs = kernel.cache_dir() / "runs" / ("debug" if debug else "guest")
-        res = qemutest.run_scenarios(image, chosen, runs, opts.accel, opts.jobs)
+        lab = (LabConfig(opts.lava_url, opts.lava_token, Path(opts.lava_artifacts), opts.lava_artifacts_url)
+               if opts.runner == "lava" else None)
+        res = qemutest.run_scenarios(image, chosen, runs, opts.accel, opts.jobs, opts.runner, lab)
         data = res.to_dict()
         data["total_seconds"] = round(time.monotonic() - t0, 1)
         results_dir.mkdir(parents=True, exist_ok=True)
@@ -147,13 +178,26 @@ def qemu_test(series_file: Path, out: Path, scenario_names: list[str] | None, se
         else:
             print(report.render_table(res.results))
             print(f"{image.series} v{image.version} ({image.commit[:12]}), accelerator {res.accelerator}, "
-                  f"build {image.build.seconds:.0f} s, total {data['total_seconds']:.0f} s: "
+                  f"runner {res.runner}, build {image.build.seconds:.0f} s, "
+                  f"total {data['total_seconds']:.0f} s: "
                   f"{'PASS' if res.passed else 'FAIL'}; results in {path}")
         return 0 if res.passed else EXIT_FAILED
 
-    return _guard("qemu-test", go, lambda: options.check(
-        options.QemuTestOptions, series_file, scenarios.DEFAULT_FILE, scenario=scenario_names, series=series,
-        accel=accel, jobs=jobs))
+    def check_options() -> options.QemuTestOptions:
+        opts = options.check(options.QemuTestOptions, series_file, scenarios.DEFAULT_FILE,
+                             scenario=scenario_names, series=series, accel=accel, jobs=jobs, runner=runner,
+                             distcc=distcc_hosts, **{f"lava_{k}": v for k, v in lab_given.items()})
+        lab = {k: getattr(opts, f"lava_{k}") for k in LAVA_LAB_OPTIONS}
+        if opts.runner == "lava":
+            missing = [f"--lava-{k.replace('_', '-')}" for k, v in lab.items() if not v]
+            if missing:
+                raise ForgeError(f"--runner lava: needs {', '.join(missing)} (the token may come from "
+                                 f"${LAVA_TOKEN_ENV})")
+        elif any(v for k, v in lab.items() if k != "token"):
+            raise ForgeError("--lava-url, --lava-artifacts and --lava-artifacts-url go with --runner lava")
+        return opts
+
+    return _guard("qemu-test", go, check_options)
 
 
 def bench(series_file: Path, out: Path, scenario_names: list[str] | None, backend_names: list[str] | None,

@@ -8,12 +8,13 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import ValidationError
+from pydantic import PlainValidator, ValidationError
 
 from zcache_forge import series as series_mod
 from zcache_forge.errors import ForgeError
-from zcache_forge.guest import qemu, scenarios
-from zcache_forge.validate import Choice, Int, Strict, context_check, expected, found, option_error
+from zcache_forge.guest import qemu, runners, scenarios
+from zcache_forge.kernel import distcc
+from zcache_forge.validate import Choice, Int, Str, Strict, context_check, expected, found, option_error
 
 ACCELS = qemu.ACCELS
 BACKEND_NAMES = ("zcache", "zswap-zbud", "zswap-zsmalloc", "plain-swap")  # bench.BACKENDS
@@ -35,10 +36,22 @@ Accel = Choice(*ACCELS)
 Port = Int(1, 65535, text=True)
 
 
+def _distcc_hosts(v: Any) -> str:
+    try:
+        distcc.parse_hosts(v if isinstance(v, str) else "")
+    except ValueError:
+        raise expected("distcc hosts, host[:port][/limit] separated by spaces or commas") from None
+    return v
+
+
+DistccHosts = Annotated[str, PlainValidator(_distcc_hosts)]
+
+
 class BuildPatchesOptions(Strict):
     series: list[SeriesName] = []
     boot: bool = False
     accel: Accel | None = None
+    distcc: DistccHosts | None = None
 
 
 class BenchLoopOptions(Strict):
@@ -50,6 +63,12 @@ class QemuTestOptions(Strict):
     series: SeriesName | None = None
     accel: Accel | None = None
     jobs: Int(1, 64, text=True) = 1
+    runner: Choice(*runners.RUNNERS) = runners.DEFAULT
+    distcc: DistccHosts | None = None
+    lava_url: Str(r"https?://\S+", what="an http(s) URL") | None = None
+    lava_token: Str() | None = None
+    lava_artifacts: Str() | None = None
+    lava_artifacts_url: Str(r"https?://\S+", what="an http(s) URL") | None = None
 
 
 class BenchOptions(Strict):

@@ -94,14 +94,19 @@ class Progress:
         self.count = 0
         self.last = 0.0
         self.t0 = time.monotonic()
+        self.note = ""  # what the step is doing now (a compiler line), shown after the count
 
     def _text(self) -> str:
         if self.total:
-            return f"{self.what}: {self.count}/{self.total} ({100 * self.count // self.total}%)"
-        return f"{self.what}: {self.count}"
+            text = f"{self.what}: {self.count}/{self.total} ({100 * self.count // self.total}%)"
+        else:
+            text = f"{self.what}: {self.count}"
+        return f"{text}, {self.note}" if self.note else text
 
-    def step(self, n: int = 1) -> None:
+    def step(self, n: int = 1, note: str | None = None) -> None:
         self.count += n
+        if note is not None:
+            self.note = note
         now = time.monotonic()
         if now - self.last < (0.2 if self.tty else self.every):
             return
@@ -112,7 +117,9 @@ class Progress:
             self.out.write(f"zcache-forge: {self._text()}\n")
         self.out.flush()
 
-    def done(self) -> None:
-        text = f"zcache-forge: {self._text()}, done in {time.monotonic() - self.t0:.0f} s"
+    def done(self, ok: bool = True) -> None:
+        self.note = ""
+        ended = "done" if ok else "FAILED"
+        text = f"zcache-forge: {self._text()}, {ended} in {time.monotonic() - self.t0:.0f} s"
         self.out.write(f"\r{text}\033[K\n" if self.tty else f"{text}\n")
         self.out.flush()

@@ -22,7 +22,9 @@ from zcache_forge.guest.scenarios import Scenario
 class RunOutcome:
     """How QEMU ended, as far as the verdict cares."""
 
-    exit_kind: str = "exit"  # "exit", "reset", "hang", "timeout", "qemu-error" (qemu.GuestRun.exit_kind)
+    # "exit", "reset", "hang", "timeout", "qemu-error" (qemu.GuestRun.exit_kind), "lava-error" (a LAVA
+    # job that ended before the guest did: ended_by names the job, LAVA's errors and the log)
+    exit_kind: str = "exit"
     guest_status: int | None = 0
     seconds: float = 0.0
     accel: str = ""
@@ -90,6 +92,8 @@ def exit_reasons(out: RunOutcome, scenario: Scenario, last_console: str = "") ->
     if out.exit_kind == "qemu-error":
         said = out.qemu_stderr.strip().splitlines()[-1:] or ["(nothing on stderr)"]
         return [f"QEMU failed: {said[0]}"]
+    if out.exit_kind == "lava-error":
+        return [out.ended_by]
     if out.exit_kind == "reset":
         return ["the guest rebooted or halted instead of exiting through isa-debug-exit "
                 "(kernel panic, or /init died)"]

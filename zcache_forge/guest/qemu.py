@@ -226,7 +226,8 @@ def _size(path: Path) -> int:
 
 def watch(proc: subprocess.Popen[Any], output: Path, wall_limit_s: float, silence_limit_s: float | None,
           name: str = "guest", poll_s: float = POLL_S, progress_every_s: float = PROGRESS_EVERY_S,
-          stop: Callable[[subprocess.Popen[Any]], None] = _stop) -> Ending:
+          stop: Callable[[subprocess.Popen[Any]], None] = _stop,
+          describe: Callable[[Path], str] | None = None) -> Ending:
     """Wait for proc to exit, killing it when `output` (a file it appends to) has not grown for
     silence_limit_s (a hang: silence counts from the start, so a guest that never prints is one
     too), or when it has run wall_limit_s in all (the backstop for one that prints forever)."""
@@ -252,7 +253,7 @@ def watch(proc: subprocess.Popen[Any], output: Path, wall_limit_s: float, silenc
             stop(proc)
             return Ending("timeout", words, time.monotonic() - start, silent, longest)
         if now >= next_report:
-            log.info("%s: %4.0f s  %s", name, now - start, last_line(output)[:120])
+            log.info("%s: %4.0f s  %s", name, now - start, (describe or last_line)(output)[:120])
             next_report += progress_every_s
         time.sleep(poll_s)
     now = time.monotonic()

@@ -9,14 +9,18 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import git
 
 from zcache_forge import gitops, kernel, report
 from zcache_forge.errors import CheckFailed
-from zcache_forge.guest import initramfs, judge, qemu, scenarios, schedule
+from zcache_forge.guest import initramfs, judge, qemu, runners, scenarios, schedule
 from zcache_forge.kernel import build
 from zcache_forge.series import pipeline
+
+if TYPE_CHECKING:
+    from zcache_forge.lava.server import LabConfig
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +60,7 @@ class QemuTestResult:
     results: list[judge.ScenarioResult] = field(default_factory=list)
     seconds: float = 0.0
     jobs: int = 1  # host CPUs the guests shared (>1: guests ran side by side)
+    runner: str = runners.DEFAULT  # what booted the guests (guest/runners.py)
 
     @property
     def passed(self) -> bool:
@@ -70,6 +75,7 @@ class QemuTestResult:
             "build_seconds": round(self.kernel.build.seconds, 1),
             "accelerator": self.accelerator,
             "jobs": self.jobs,
+            "runner": self.runner,
             "seconds": round(self.seconds, 1),
             "passed": self.passed,
             "scenarios": json.loads(report.to_json(self.results)),
@@ -117,18 +123,21 @@ def build_tip(res: pipeline.BuildResult, series_name: str | None = None, debug: 
 
 
 def run_scenarios(image: KernelImage, chosen: list[scenarios.Scenario], workdir: Path,
-                  accel: str | None = None, jobs: int = 1) -> QemuTestResult:
-    """Boot one guest per scenario, up to `jobs` host CPUs' worth of guests at once (see
-    guest/schedule.py; 1, the default, keeps each guest's timing its own)."""
+                  accel: str | None = None, jobs: int = 1, runner: str = runners.DEFAULT,
+                  lab: LabConfig | None = None) -> QemuTestResult:
+    """Boot one guest per scenario through `runner` (guest/runners.py), up to `jobs` host CPUs'
+    worth of guests at once (see guest/schedule.py; 1, the default, keeps each guest's timing its own)."""
+    boot = runners.get(runner, lab)
     t0 = time.monotonic()
     initrd = initramfs.build_initramfs(kernel.cache_dir() / "initramfs")
     accel = accel or qemu.probe_accel(image.image, initrd, workdir / "probe")
-    log.info("accelerator: %s%s", accel, f", up to {jobs} guest CPUs at once" if jobs > 1 else "")
-    out = QemuTestResult(kernel=image, accelerator=accel, jobs=jobs)
+    log.info("accelerator: %s, runner %s%s", accel, runner,
+             f", up to {jobs} guest CPUs at once" if jobs > 1 else "")
+    out = QemuTestResult(kernel=image, accelerator=accel, jobs=jobs, runner=runner)
 
     def one(i: int, sc: scenarios.Scenario) -> judge.ScenarioResult:
         log.info("[%d/%d] %s (%s backend)", i + 1, len(chosen), sc.name, sc.backend)
-        run = qemu.run_guest(image.image, initrd, sc, workdir / sc.name, accel=accel)
+        run = boot(image.image, initrd, sc, workdir / sc.name, accel)
         res = judge.judge_run(sc, run, kunit_src=image.build.src)  # KTAP: the parser of this tree
         log.info("[%d/%d] %s: %s in %.0f s%s", i + 1, len(chosen), sc.name, "PASS" if res.passed else "FAIL",
                  res.seconds, "" if res.passed else ": " + "; ".join(res.reasons))

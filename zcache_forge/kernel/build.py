@@ -10,14 +10,13 @@ import logging
 import os
 import re
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from zcache_forge.errors import ForgeError
-from zcache_forge.kernel import cache_dir
-from zcache_forge.run import run
+from zcache_forge.kernel import cache_dir, distcc
+from zcache_forge.run import Progress, run
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +50,7 @@ class Build:
     seconds: float = 0.0
     log: Path | None = None
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    distcc: str | None = None  # the distcc hosts the compiles went to (ccache in front), if any
 
     @property
     def ok(self) -> bool:
@@ -143,11 +143,16 @@ def build(src: Path, out: Path, config: str, fragments: list[Path], targets: tup
     compile failure: the Build record says which target failed and why."""
     t0 = time.monotonic()
     configure(src, out, fragments)
-    b = Build(src=src, out=out, config=config, log=out / "build.log")
+    b = Build(src=src, out=out, config=config, log=out / "build.log", distcc=distcc.hosts_from_env())
     # No CCACHE_BASEDIR: it makes gcc see relative paths, and BUG() would print
     # "../../src/mm/..." instead of "mm/..." (-fmacro-prefix-map strips the absolute srctree).
     env = {**os.environ, **make_env()}
-    args = [*_make_args(src, out), f"-j{jobs()}", *(["W=1"] if w1 else [])]
+    n = jobs()
+    if b.distcc:
+        env.update(distcc.make_env(b.distcc))
+        n = distcc.jobs(b.distcc, n)
+        log.info("%s build: ccache misses go to distcc on %s (make -j%d)", config, b.distcc, n)
+    args = [*_make_args(src, out), f"-j{n}", *(["W=1"] if w1 else [])]
     with open(b.log, "w") as logf:
         for target in targets:
             ok = _make_with_progress([*args, target], env, logf, progress, f"{config}: {target}")
@@ -159,24 +164,22 @@ def build(src: Path, out: Path, config: str, fragments: list[Path], targets: tup
     return b
 
 
+BUILD_STEPS = ("CC", "LD", "AR", "AS", "CC [M]", "HOSTCC")  # kbuild's quiet lines that count as a step
+
+
 def _make_with_progress(argv: list[str], env: dict[str, str], logf, progress: bool, label: str) -> bool:
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             errors="replace")
     assert proc.stdout is not None
-    steps = 0
-    last = 0.0
+    # one line rewritten on a terminal, a plain line every 10 s otherwise (logs, CI)
+    shown = Progress(f"building {label}, steps") if progress else None
     for line in proc.stdout:
         logf.write(line)
-        if line.startswith("  ") and line[2:10].strip() in ("CC", "LD", "AR", "AS", "CC [M]", "HOSTCC"):
-            steps += 1
-        now = time.monotonic()
-        if progress and now - last > 2:
-            last = now
-            print(f"\r  building {label}: {steps} steps, {line.strip()[:60]:<60}", end="", file=sys.stderr)
+        if shown and line.startswith("  ") and line[2:10].strip() in BUILD_STEPS:
+            shown.step(note=" ".join(line.split())[:60])
     rc = proc.wait()
-    if progress:
-        print(f"\r  building {label}: {steps} steps, {'done' if rc == 0 else 'FAILED'}{' ' * 60}",
-              file=sys.stderr)
+    if shown:
+        shown.done(rc == 0)
     return rc == 0
 
 

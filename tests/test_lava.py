@@ -1,0 +1,180 @@
+"""The LAVA runner's parts without a kernel: the job and device dictionary made for a scenario,
+lava-run's log read back into the console and the outcome, and a recorded lava-run log of a real
+smoke boot (tests/data/lava-smoke.lava.log) judged exactly as a local run's console is.
+
+`lava-run --validate` runs for real on the generated job when lava-dispatcher is installed
+(setup.sh installs it); it takes a fraction of a second and boots nothing."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from zcache_forge.errors import ForgeError
+from zcache_forge.guest import judge, qemu, qemutest
+from zcache_forge.lava import job as jobmod
+from zcache_forge.lava import logs, run
+
+from .conftest import ROOT
+
+DATA = ROOT / "tests" / "data"
+
+
+@pytest.fixture(scope="module")
+def smoke():
+    return qemutest.choose(["smoke"])[0]
+
+
+@pytest.fixture(scope="module")
+def recorded_log() -> logs.LavaLog:
+    return logs.parse_log((DATA / "lava-smoke.lava.log").read_text())
+
+
+def artifacts(tmp_path: Path, n: int = 1) -> jobmod.Artifacts:
+    files = []
+    for name in ("bzImage", "initramfs.cpio.gz", *(f"swap{i}.img" for i in range(n))):
+        (tmp_path / name).write_bytes(b"x")
+        files.append(tmp_path / name)
+    return jobmod.Artifacts.files(files[0], files[1], files[2:])
+
+
+def test_the_job_boots_what_a_local_run_boots(smoke, tmp_path):
+    job = jobmod.definition(smoke, artifacts(tmp_path), "tcg")
+    images = job["actions"][0]["deploy"]["images"]
+    assert images["kernel"]["url"] == (tmp_path / "bzImage").as_uri()
+    append = " ".join([*qemu.BASE_APPEND, *smoke.kernel_args(), f"zcf.linger={jobmod.LINGER_S}"])
+    assert images["kernel"]["image_arg"] == f'-kernel {{kernel}} -append "{append}"'
+    assert images["initrd"]["image_arg"] == "-initrd {initrd}"
+    assert images["swap0"]["image_arg"] == "-drive file={swap0},if=virtio,format=raw,cache=unsafe"
+    ctx = job["context"]
+    assert ctx["memory"] == smoke.guest_ram_mib and ctx["no_kvm"] is True and "no_network" not in ctx
+    assert f"-smp {smoke.cpus}" in ctx["extra_options"]
+    assert f"-device {qemu.DEBUG_EXIT}" in ctx["extra_options"]
+    boot = job["actions"][1]["boot"]
+    assert boot["prompts"] == [jobmod.DONE_PROMPT] and boot["method"] == "qemu"
+    assert boot["timeout"]["minutes"] * 60 >= smoke.wall_limit_s
+    assert yaml.safe_load(jobmod.dump(job)) == job
+
+
+def test_throttled_disks_and_kvm_reach_the_job(tmp_path):
+    sc = qemutest.choose(["swap-devices"])[0]
+    job = jobmod.definition(sc, artifacts(tmp_path, sc.swap_devices), "kvm", qemu.disk_model("ssd"))
+    images = job["actions"][0]["deploy"]["images"]
+    assert [k for k in images if k.startswith("swap")] == ["swap0", "swap1"]
+    assert "throttling.bps-total=" in images["swap1"]["image_arg"]
+    assert job["context"]["no_kvm"] is False
+
+
+def test_bad_jobs_are_refused_before_lava_sees_them(smoke, tmp_path):
+    with pytest.raises(ForgeError, match="scenario smoke: 1 swap disks wanted, 2 given"):
+        jobmod.definition(smoke, artifacts(tmp_path, 2))
+    quoted = dataclasses.replace(smoke, cmdline_extra='foo="a b"')
+    with pytest.raises(ForgeError, match="has a quote"):
+        jobmod.definition(quoted, artifacts(tmp_path))
+
+
+def test_the_device_dictionary_is_lavas_qemu_type_rendered_with_the_context(smoke):
+    dev = yaml.safe_load(jobmod.device_dictionary(jobmod.context(smoke, "tcg")))
+    params = dev["actions"]["boot"]["methods"]["qemu"]["parameters"]
+    assert params["command"] == "qemu-system-x86_64"
+    assert f"-m {smoke.guest_ram_mib}" in params["options"] and "-machine q35" in params["options"]
+    assert "-enable-kvm" not in params["options"]
+    assert f"-device {qemu.DEBUG_EXIT}" in params["extra"]
+    assert "x86_64" in dev["available_architectures"]
+
+
+def lava_line(lvl: str, msg: object) -> str:
+    """One record as lava-run prints it (lava_common.log.dump: YAML flow style, double-quoted)."""
+    return yaml.safe_dump({"dt": "2026-11-30T06:30:00", "lvl": lvl, "msg": msg}, default_flow_style=True,
+                          default_style='"', width=10**6)[:-1]
+
+
+def test_lava_quote_escaping_is_undone_exactly():
+    console = ['ZCF-RESULT {"kind":"x","cmdline":"a=\\"b\\""}', 'plain line', 'a \\"quoted\\" word']
+    text = "\n".join([
+        *(lava_line("target", line.replace('"', '\\"')) for line in console),  # LAVA's shell.py edit
+        "not a record",
+        lava_line("error", "Connection closed"),
+    ])
+    parsed = logs.parse_log(text)
+    assert parsed.console == console
+    assert parsed.errors == ["Connection closed"] and parsed.unreadable == 1
+    assert parsed.job_result is None
+
+
+def test_recorded_lava_run_is_judged_as_a_local_run(smoke, recorded_log, tmp_path):
+    """A real lava-run log of the smoke scenario: the rebuilt console gives the verdict a local
+    run gives (pass, every page verified, zcache's counters there)."""
+    assert recorded_log.job_result == "pass" and recorded_log.errors == []
+    assert run.guest_status(recorded_log.console) == 0
+    console = tmp_path / "console.log"
+    console.write_text(recorded_log.console_text())
+    kind, status, ended = run.outcome("zcf-smoke-1", recorded_log, tmp_path / "lava.log", "exit", "exited")
+    assert (kind, status, ended) == ("exit", 0, "guest")
+    r = judge.judge(smoke, console.read_text(), exit_kind=kind, guest_status=status, console_log=console)
+    assert r.passed, r.reasons
+    assert r.counters["pressure"]["zcache.pers_puts"] > 0
+    assert all(w["pages_corrupted"] == 0 and w["pages_checked"] > 0 for w in r.workloads)
+
+
+def test_a_job_that_ends_before_the_guest_names_its_id_errors_and_log(smoke, recorded_log, tmp_path):
+    cut = dataclasses.replace(recorded_log, console=recorded_log.console[:40],
+                              results=[{"definition": "lava", "case": "job", "result": "fail"}],
+                              errors=["auto-login-action timed out after 300 seconds"])
+    kind, status, ended = run.outcome("zcf-smoke-7", cut, tmp_path / "lava.log", "exit", "exited")
+    assert kind == "lava-error" and status is None
+    assert ended == (f"LAVA job zcf-smoke-7 failed before the guest finished: auto-login-action timed out "
+                     f"after 300 seconds (log: {tmp_path / 'lava.log'})")
+    r = judge.judge(smoke, cut.console_text(), exit_kind=kind, guest_status=status, ended_by=ended)
+    assert not r.passed and ended in r.reasons
+
+
+def test_a_silent_lava_job_is_a_hang(recorded_log, tmp_path):
+    kind, status, ended = run.outcome("zcf-x-1", recorded_log, tmp_path / "lava.log", "hang",
+                                      "hang: console silent for 15 s")
+    assert (kind, status, ended) == ("hang", None, "hang: console silent for 15 s")
+
+
+@pytest.mark.skipif(shutil.which("lava-run") is None,
+                    reason="needs lava-run: apt-get install lava-dispatcher")
+def test_lava_run_validates_the_generated_job(smoke, tmp_path):
+    job = jobmod.definition(smoke, artifacts(tmp_path), "tcg")
+    (tmp_path / "job.yaml").write_text(jobmod.dump(job))
+    (tmp_path / "device.yaml").write_text(jobmod.device_dictionary(job["context"]))
+    run.validate(run.new_job_id("smoke"), tmp_path, tmp_path / "device.yaml", tmp_path / "job.yaml")
+    (tmp_path / "bzImage").unlink()
+    with pytest.raises(ForgeError, match=r"job.yaml: LAVA refused the job \(lava-run --validate exit 1\): "
+                                         r"Invalid job data: \[\"Image file '.*/bzImage' does not exist"):
+        run.validate(run.new_job_id("smoke"), tmp_path, tmp_path / "device.yaml", tmp_path / "job.yaml")
+
+
+def test_a_servers_log_reads_as_lava_runs(recorded_log):
+    """GET /api/v0.2/jobs/ID/logs/ gives the same records as a YAML list ("- " before each)."""
+    text = (DATA / "lava-smoke.lava.log").read_text()
+    as_server = "".join(f"- {line}\n" for line in text.splitlines() if line.startswith("{"))
+    from zcache_forge.lava import server
+
+    again = logs.parse_log("\n".join(server.log_lines(as_server)))
+    assert again.console == recorded_log.console and again.job_result == recorded_log.job_result
+
+
+def test_images_are_published_under_the_served_url(tmp_path):
+    from zcache_forge.lava import server
+
+    lab = server.LabConfig("http://127.0.0.1:9/", "t", tmp_path / "srv", "http://127.0.0.1:8000/img/")
+    (tmp_path / "bzImage").write_bytes(b"kernel")
+    urls = server.publish([tmp_path / "bzImage"], lab, "smoke-1")
+    assert urls == ["http://127.0.0.1:8000/img/smoke-1/bzImage"]
+    assert (tmp_path / "srv" / "smoke-1" / "bzImage").read_bytes() == b"kernel"
+
+
+def test_the_done_prompt_matches_the_line_as_lava_reads_it():
+    import re
+
+    for end in ("\r\r\n", "\r\n", "\n"):
+        assert re.search(jobmod.DONE_PROMPT, f"ZCF-DONE status=0{end}")
+    assert not re.search(jobmod.DONE_PROMPT, "ZCF-DONE status=0")  # not before its line end

@@ -1,0 +1,52 @@
+"""Runners behind one interface: how a scenario's guest gets booted.
+
+Every runner takes (kernel, initrd, scenario, workdir, accel) and returns the qemu.GuestRun the
+verdict code judges, with the console in workdir/console.log:
+
+- local     QEMU started here (guest/qemu.py)
+- lava-run  the scenario as a LAVA job, run by this machine's lava-dispatcher (lava/run.py)
+- lava      the scenario as a LAVA job submitted to a LAVA server, polled, its log pulled back
+            (lava/server.py; needs the lab's URL, a token and where to serve the images)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from zcache_forge.guest import qemu
+from zcache_forge.guest.scenarios import Scenario
+
+if TYPE_CHECKING:
+    from zcache_forge.lava.server import LabConfig
+
+RunGuest = Callable[[Path, Path, Scenario, Path, str], qemu.GuestRun]
+RUNNERS = ("local", "lava-run", "lava")
+DEFAULT = "local"
+
+
+def _local(kernel: Path, initrd: Path, scenario: Scenario, workdir: Path, accel: str) -> qemu.GuestRun:
+    return qemu.run_guest(kernel, initrd, scenario, workdir, accel=accel)
+
+
+def _lava_run(kernel: Path, initrd: Path, scenario: Scenario, workdir: Path, accel: str) -> qemu.GuestRun:
+    from zcache_forge.lava import run
+
+    return run.run_lava(kernel, initrd, scenario, workdir, accel=accel)
+
+
+def get(name: str, lab: LabConfig | None = None) -> RunGuest:
+    runners: dict[str, RunGuest] = {"local": _local, "lava-run": _lava_run}
+    if name == "lava":
+        if lab is None:
+            raise ValueError("runner 'lava' needs the lab: its URL, a token and the served image directory")
+        from zcache_forge.lava import server
+
+        def _lava(kernel: Path, initrd: Path, scenario: Scenario, workdir: Path, accel: str) -> qemu.GuestRun:
+            return server.run_on_server(kernel, initrd, scenario, workdir, accel, lab)
+
+        return _lava
+    if name not in runners:
+        raise ValueError(f"runner {name!r}: expected one of {', '.join(RUNNERS)}")
+    return runners[name]
