@@ -15,12 +15,14 @@ import subprocess
 import tarfile
 import tempfile
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
 import yaml
 
 from zcache_forge import cachelock, series
+from zcache_forge.errors import ForgeError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -88,26 +90,59 @@ def pytest_terminal_summary(terminalreporter) -> None:
         terminalreporter.write_line(f"zcache-forge test cache kept: {d}")
 
 
-@pytest.fixture(scope="session", autouse=True)
-def session_cache(request, tmp_path_factory) -> Iterator[Path]:
-    """This run's cache, set as ZCACHE_FORGE_CACHE before any test: one kernel.git, one build
-    directory per config, one src worktree per run, held under the tool's cache lock."""
+def runs_parent() -> Path:
+    """Where the runs' caches go: $ZCACHE_FORGE_TEST_CACHE, else beside the tests' ccache."""
     parent = os.environ.get(TEST_CACHE_ENV)
     if parent:
-        Path(parent).expanduser().mkdir(parents=True, exist_ok=True)
-        d = Path(tempfile.mkdtemp(prefix="run-", dir=Path(parent).expanduser()))
-    else:
-        d = tmp_path_factory.mktemp("zcache-forge-cache", numbered=False)
-    assert not _inside(d, USER_CACHES), (d, USER_CACHES)
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("ZCACHE_FORGE_CACHE", str(d))
-        env.setenv("CCACHE_DIR", str(default_test_ccache()))
-        with cachelock.held(d, "pytest session", timeout_s=0):
+        return Path(parent).expanduser()
+    return default_test_ccache().parent
+
+
+def _empty_but_the_lock(d: Path) -> None:
+    for child in d.iterdir():
+        if child.name != "lock":
+            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+
+
+@contextmanager
+def _run_cache(parent: Path) -> Iterator[Path]:
+    """<parent>/run, emptied and locked for this run; another run's (busy) -> a new run-* beside it.
+
+    The same path every run matters: the kernel's compiles name their source by absolute path, so
+    ccache only finds a run's objects again when the next run builds in the same place (a new
+    directory per run made every kernel build cold)."""
+    parent.mkdir(parents=True, exist_ok=True)
+    d = parent / "run"
+    d.mkdir(exist_ok=True)
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(cachelock.held(d, "pytest session", timeout_s=0))
+        except ForgeError as exc:
+            if "another zcache-forge run holds the cache" not in str(exc):
+                raise
+            d = Path(tempfile.mkdtemp(prefix="run-", dir=parent))  # cold ccache: another run is in run/
+            stack.enter_context(cachelock.held(d, "pytest session", timeout_s=0))
+        else:
+            _empty_but_the_lock(d)  # the last run's import and builds: every run starts afresh
+        yield d
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_cache(request) -> Iterator[Path]:
+    """This run's cache, set as ZCACHE_FORGE_CACHE before any test: one kernel.git, one build
+    directory per config, one src worktree per run, held under the tool's cache lock."""
+    with _run_cache(runs_parent()) as d:
+        assert not _inside(d, USER_CACHES), (d, USER_CACHES)
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("ZCACHE_FORGE_CACHE", str(d))
+            env.setenv("CCACHE_DIR", str(default_test_ccache()))
             yield d
-    if request.session.testsfailed or os.environ.get(KEEP_ENV) == "1":
-        _kept.append(d)  # named in the terminal summary
-    else:
-        shutil.rmtree(d, ignore_errors=True)  # a kernel import and builds: gigabytes
+        if request.session.testsfailed or os.environ.get(KEEP_ENV) == "1":
+            _kept.append(d)  # named in the terminal summary; the next run empties it
+        elif d.name == "run":
+            _empty_but_the_lock(d)  # a kernel import and builds: gigabytes
+        else:
+            shutil.rmtree(d, ignore_errors=True)
 
 
 BASE_FILES = ("MAINTAINERS", "scripts/get_maintainer.pl")

@@ -13,15 +13,17 @@ from zcache_forge import cachelock, kernel
 from zcache_forge.errors import ForgeError
 from zcache_forge.kernel import build
 
-from .conftest import TEST_CACHE_ENV, TEST_TARBALL_ENV, USER_CACHES, needs_tarball_reason
+from .conftest import TEST_TARBALL_ENV, USER_CACHES, needs_tarball_reason, runs_parent
 
 
-def test_the_session_cache_is_this_runs_and_not_the_users(session_cache, tmp_path_factory):
+def test_the_session_cache_is_this_runs_and_not_the_users(session_cache):
     env = Path(os.environ["ZCACHE_FORGE_CACHE"])
     assert env == session_cache and kernel.cache_dir() == session_cache
-    parent = Path(os.environ[TEST_CACHE_ENV]).expanduser() if os.environ.get(TEST_CACHE_ENV) \
-        else tmp_path_factory.getbasetemp()
+    parent = runs_parent()
     assert parent.resolve() in session_cache.resolve().parents
+    # the same place every run, so that ccache finds the last run's compiles (unless another run
+    # holds it, and this one went to a run-* beside it)
+    assert session_cache.name == "run" or session_cache.name.startswith("run-")
     for user in USER_CACHES:
         assert user != session_cache.resolve() and user not in session_cache.resolve().parents
     # kernel builds use it too, with a ccache outside it that later runs reuse
