@@ -9,7 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from zcache_forge import cli, pipeline
+from zcache_forge import cli
+from zcache_forge.series import pipeline
 
 from .conftest import ROOT, git
 
@@ -169,7 +170,7 @@ def test_a_patch_before_the_one_adding_an_option_is_not_held_to_it(mini_kernel):
     # The build after each patch checks every option of the fragments, except one whose symbol the
     # tree does not define yet (CONFIG_ZCACHE before the tmem patch, CONFIG_CLEANCACHE before
     # cleancache's): the mini kernel defines ZSWAP and ZBUD, not ZCACHE.
-    from zcache_forge import build
+    from zcache_forge.kernel import build
 
     assert build.defined_in_tree(mini_kernel, "CONFIG_ZSWAP")
     assert build.defined_in_tree(mini_kernel, "ZBUD")

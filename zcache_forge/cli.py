@@ -14,11 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from . import cachelock, checkpatch, kernel, options, pipeline, scenarios
-from .errors import EXIT_FAILED, ForgeError
+from zcache_forge import cachelock, kernel, options
+from zcache_forge.errors import EXIT_FAILED, ForgeError
+from zcache_forge.guest import scenarios
+from zcache_forge.series import checkpatch, pipeline
 
 if TYPE_CHECKING:
-    from . import patchbuild
+    from zcache_forge.series import patchbuild
 
 T = TypeVar("T")
 
@@ -51,9 +53,9 @@ def table(headers: list[str], rows: list[list[object]]) -> str:
 
 
 def build_patches(series_file: Path, out: Path, only: list[str] | None, check: bool, as_json: bool,
-                  build: bool = False) -> int:
+                  build: bool = False, boot: bool = False, accel: str | None = None) -> int:
     def go(opts: options.BuildPatchesOptions) -> int:
-        from . import patchbuild
+        from zcache_forge.series import patchbuild
 
         res = pipeline.build_patches(series_file, out, opts.series or None)
         checks: dict[str, checkpatch.CheckResult] = {}
@@ -63,7 +65,10 @@ def build_patches(series_file: Path, out: Path, only: list[str] | None, check: b
             for s in res.series:
                 for r in checkpatch.check_series(tree, s.files):
                     checks[str(r.patch)] = r
-        builds = patchbuild.build_every_patch(res) if build else []
+        if boot and not build:
+            raise ForgeError("--boot boots each patch's kernel: it needs --build")
+        booter = patchbuild.Booter(kernel.cache_dir() / "runs" / "patches", accel) if boot else None
+        builds = patchbuild.build_every_patch(res, booter) if build else []
         built = {(p.series, p.number): p for sb in builds for p in sb.patches}
         rows = []
         for s in res.series:
@@ -73,9 +78,12 @@ def build_patches(series_file: Path, out: Path, only: list[str] | None, check: b
                 pb = built.get((s.name, patches.index(f) + 1)) if f in patches else None
                 rows.append([s.name, f"v{s.version}", f.name,
                              f"{r.errors}/{r.warnings}/{r.checks}" if r else "-",
-                             f"{pb.status} {pb.seconds:.0f} s" if pb else "-"])
+                             f"{pb.status} {pb.seconds:.0f} s" if pb else "-",
+                             *([pb.boot.cell() if pb and pb.boot else "-"] if boot else [])])
         data = {
             "kernel_base": res.kernel_base,
+            "base_version": res.base_version,
+            "base_notice": res.base_notice,
             "seconds": round(res.seconds, 2),
             "series": [{"name": s.name, "version": s.version, "branch": s.branch, "tip": s.tip,
                         "files": [str(f) for f in s.files]} for s in res.series],
@@ -86,9 +94,10 @@ def build_patches(series_file: Path, out: Path, only: list[str] | None, check: b
         if as_json:
             print(jsonlib.dumps(data, indent=2))
         else:
-            print(table(["series", "version", "file", "checkpatch E/W/C", "build"], rows))
-            print(f"kernel base {res.kernel_base[:12]}; {sum(len(s.files) for s in res.series)} files "
-                  f"in {res.seconds:.1f} s")
+            print(table(["series", "version", "file", "checkpatch E/W/C", "build",
+                         *(["boot (smoke)"] if boot else [])], rows))
+            print(f"kernel base {res.kernel_base[:12]} (Linux {res.base_version}); "
+                  f"{sum(len(s.files) for s in res.series)} files in {res.seconds:.1f} s")
             if not build:
                 print("not build-checked: `invoke build-patches --build` builds after every patch "
                       "(send-patches needs it)")
@@ -103,20 +112,27 @@ def build_patches(series_file: Path, out: Path, only: list[str] | None, check: b
             for m in p.messages:
                 print(f"  {m}", file=sys.stderr)
             print(f"  full log: {p.log}", file=sys.stderr)
+        unbooted = [p for sb in builds for p in sb.patches if p.boot and not p.boot.passed and p.passed]
+        for p in unbooted:
+            print(f"boot: {p.series} patch {p.number} ({p.subject}) failed its smoke boot:", file=sys.stderr)
+            for reason in p.boot.reasons:
+                print(f"  {reason}", file=sys.stderr)
+            print(f"  console: {p.boot.console_log}", file=sys.stderr)
         if check:
             _record_check_stamps(res, checks)
         if build:
-            _record_build_stamps(res, builds)
-        return EXIT_FAILED if bad or failed else 0
+            _record_build_stamps(res, builds, boot)
+        return EXIT_FAILED if bad or failed or unbooted else 0
 
     return _guard("build-patches", go, lambda: options.check(options.BuildPatchesOptions, series_file,
-                                                              series=only))
+                                                              series=only, boot=boot, accel=accel))
 
 
 
 def qemu_test(series_file: Path, out: Path, scenario_names: list[str] | None, series: str | None,
               accel: str | None, as_json: bool, results_dir: Path, debug: bool = False) -> int:
-    from . import qemutest, report
+    from zcache_forge import report
+    from zcache_forge.guest import qemutest
 
     def go(opts: options.QemuTestOptions) -> int:
         t0 = time.monotonic()
@@ -148,9 +164,10 @@ def qemu_test(series_file: Path, out: Path, scenario_names: list[str] | None, se
 def bench(series_file: Path, out: Path, scenario_names: list[str] | None, backend_names: list[str] | None,
           reps: int | str | None, accel: str | None, as_json: bool, results_dir: Path, cover: bool,
           pool_percent: int | str | None = None, disk_names: list[str] | None = None) -> int:
-    from . import bench as bench_mod
-    from . import qemutest, report
-    from . import series as series_mod
+    from zcache_forge import bench as bench_mod
+    from zcache_forge import report
+    from zcache_forge import series as series_mod
+    from zcache_forge.guest import qemutest
 
     def check() -> options.BenchOptions:  # every option, before the kernel build
         opts = options.check(options.BenchOptions, series_file, scenarios.DEFAULT_FILE,
@@ -211,9 +228,32 @@ def bench(series_file: Path, out: Path, scenario_names: list[str] | None, backen
     return _guard("bench", go, check)
 
 
+def bench_loop(series_file: Path, accel: str | None, as_json: bool) -> int:
+    """Time the edit loop: touch a template comment, build-patches, kernel rebuild, smoke boot, verdict."""
+    from zcache_forge.bench import loop as benchloop
+
+    def go(opts: options.BenchLoopOptions) -> int:
+        res = benchloop.run_loop(series_file, kernel.cache_dir() / "runs" / "bench-loop", accel)
+        if as_json:
+            print(jsonlib.dumps(res.to_dict(), indent=2))
+        else:
+            rows = [[name, f"{secs:.1f}"] for name, secs in res.steps]
+            rows.append(["total", f"{res.total:.1f}"])
+            print(table(["step", "seconds"], rows))
+            v = res.verdict
+            print(f"touched {res.touched}; warm-up build {res.warmup_seconds:.0f} s (not counted); "
+                  f"accelerator {res.accelerator}; smoke {'PASS' if res.passed else 'FAIL'}"
+                  f"{'' if v is None else f' in {v.seconds:.1f} s of guest time'}")
+            for reason in v.reasons if v else []:
+                print(f"smoke: {reason}")
+        return 0 if res.passed else EXIT_FAILED
+
+    return _guard("bench-loop", go, lambda: options.check(options.BenchLoopOptions, series_file, accel=accel))
+
+
 def _record_check_stamps(res: pipeline.BuildResult, checks: dict[str, checkpatch.CheckResult]) -> None:
     """Stamp each exported version folder with its checkpatch outcome: send-patches needs a pass."""
-    from . import stamps
+    from zcache_forge.series import stamps
 
     for s in res.series:
         if not s.files:
@@ -226,9 +266,11 @@ def _record_check_stamps(res: pipeline.BuildResult, checks: dict[str, checkpatch
         })
 
 
-def _record_build_stamps(res: pipeline.BuildResult, builds: list[patchbuild.SeriesBuild]) -> None:
-    """Stamp each exported version folder with its build check: send-patches needs a pass."""
-    from . import stamps
+def _record_build_stamps(res: pipeline.BuildResult, builds: list[patchbuild.SeriesBuild],
+                         boot: bool = False) -> None:
+    """Stamp each exported version folder with its build check: send-patches needs a pass.
+    With boot, also the smoke boot of every patch (send-patches shows it)."""
+    from zcache_forge.series import patchbuild, stamps
 
     by_name = {sb.name: sb for sb in builds}
     for s in res.series:
@@ -239,6 +281,14 @@ def _record_build_stamps(res: pipeline.BuildResult, builds: list[patchbuild.Seri
             "config": "guest", "patches": len(sb.patches),
             "failed": [f"{p.number} {p.subject}: {p.status}" for p in sb.patches if not p.passed],
         })
+        if boot:
+            stamps.record(s.files[0].parent, "boot", sb.booted, {
+                "scenario": patchbuild.BOOT_SCENARIO, "patches": len(sb.patches),
+                "through_zcache": [p.number for p in sb.patches if p.boot and p.boot.through_zcache],
+                "failed": [f"{p.number} {p.subject}: {'; '.join(p.boot.reasons) if p.boot else 'not booted'}"
+                           for p in sb.patches if not (p.boot and p.boot.passed)],
+                "seconds": [round(p.boot.seconds, 1) if p.boot else None for p in sb.patches],
+            })
 
 
 def send_patches(series_file: Path, out: Path, names: list[str] | None, send: bool, force: bool,
@@ -246,8 +296,9 @@ def send_patches(series_file: Path, out: Path, names: list[str] | None, send: bo
                  dry_run: bool = False) -> int:
     """Show who gets which message, dry-run git send-email and check it; send only with send=True.
     dry_run (-n) asks for the default explicitly; together with send it is an error."""
-    from . import export, preflight, sendmail
-    from . import series as series_mod
+    from zcache_forge import series as series_mod
+    from zcache_forge.mail import preflight, sendmail
+    from zcache_forge.series import export
 
     def check() -> options.SendPatchesOptions:
         if dry_run and send:
@@ -270,8 +321,14 @@ def send_patches(series_file: Path, out: Path, names: list[str] | None, send: bo
         for s in chosen:  # pre-flight checks of every series before any get_maintainer.pl run
             preflight.checked_patches(s, out)
         plans = [sendmail.make_plan(sf, s, out, who) for s in chosen]
+        sent_before = [x for x in map(sendmail.already_sent, plans) if x]
+        if send and sent_before and not force:
+            raise ForgeError("refusing to send again: " + "; ".join(sent_before) + "; bump the version in "
+                             f"{series_file.name}, or pass --force (the new send is added to the record)")
         for p in plans:
             print(sendmail.describe(p, smtp, missing[p.series]) + "\n")
+        for x in sent_before:
+            print(f"note: {x}; sending it again needs --force\n")
         prepared = [sendmail.prepare(p, smtp, cwd) for p in plans]  # all dry runs pass before any send
         total = sum(len(p.messages) for p in plans)
         if not send:

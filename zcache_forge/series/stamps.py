@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ForgeError
-from .kernel import cache_dir
+from zcache_forge.errors import ForgeError
+from zcache_forge.kernel import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,18 @@ class Stamp:
 
     def missing(self, required: tuple[str, ...] = REQUIRED) -> list[str]:
         return [c for c in required if not self.passed(c)]
+
+
+def boot_line(stamp: Stamp) -> str:
+    """What the smoke boot of every patch (build-patches --build --boot) found, for send-patches."""
+    b = stamp.checks.get("boot")
+    if not b:
+        return "boot (smoke, every patch): not run (invoke build-patches --build --boot)"
+    if b.get("passed"):
+        zc = b.get("through_zcache") or []
+        through = f", through zcache from patch {zc[0]}" if zc else ""
+        return f"boot (smoke, every patch): passed, {b.get('patches')} patches{through}"
+    return f"boot (smoke, every patch): FAILED: {'; '.join(b.get('failed', []))}"
 
 
 def patch_files(folder: Path) -> list[Path]:

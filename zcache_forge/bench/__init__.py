@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import guest, judge, kernel, qemu, report, scenarios
-from .errors import ForgeError
+from zcache_forge import kernel, report
+from zcache_forge.errors import ForgeError
+from zcache_forge.guest import initramfs, judge, qemu, scenarios
 
 if TYPE_CHECKING:  # qemutest imports report, which imports this module
-    from .qemutest import KernelImage
+    from zcache_forge.guest.qemutest import KernelImage
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +191,8 @@ def _unjudged(job: scenarios.Scenario, run: qemu.GuestRun, why: str) -> judge.Sc
     return judge.ScenarioResult(
         name=job.name, backend=job.backend, passed=False, reasons=[f"could not judge the run: {why}"],
         workloads=[], counters={}, accelerator=run.accel, seconds=round(run.seconds, 2), splats=[],
-        exit_kind=run.exit_kind, guest_status=run.guest_status, console_log=str(run.console_log))
+        exit_kind=run.exit_kind, guest_status=run.guest_status, console_log=str(run.console_log),
+        ended_by=run.ended_by, last_console=run.last_console, max_silence_s=run.max_silence_s)
 
 
 def measure(job: scenarios.Scenario, run: qemu.GuestRun, kunit_src: Path | None = None) -> Run:
@@ -359,7 +361,7 @@ def run_bench(image: KernelImage, chosen: list[scenarios.Scenario], backends: li
     Disk models go outermost, the primary one first: its table fills before the others'."""
     t0 = time.monotonic()
     disks = choose_disks(list(disks))
-    initrd = guest.build_initramfs(kernel.cache_dir() / "initramfs")
+    initrd = initramfs.build_initramfs(kernel.cache_dir() / "initramfs")
     accel = accel or qemu.probe_accel(image.image, initrd, workdir / "probe")
     out = BenchResult(image=image, accelerator=accel, reps=reps, disks=disks,
                       runs_planned=len(disks) * len(chosen) * len(backends) * reps)

@@ -15,10 +15,21 @@ from typing import Annotated, Any
 
 from pydantic import Field, PlainValidator, ValidationInfo, create_model, field_validator, model_validator
 
-from .errors import ForgeError
-from .validate import Bool, Choice, Int, Problems, Str, Strict, expected, load_yaml, plain, validate
+from zcache_forge.errors import ForgeError
+from zcache_forge.validate import (
+    Bool,
+    Choice,
+    Int,
+    Problems,
+    Str,
+    Strict,
+    expected,
+    load_yaml,
+    plain,
+    validate,
+)
 
-DEFAULT_FILE = Path(__file__).resolve().parent.parent / "qemu" / "scenarios.yaml"
+DEFAULT_FILE = Path(__file__).resolve().parents[2] / "qemu" / "scenarios.yaml"
 BACKENDS = ("zcache", "zswap", "none")
 ZPOOLS = ("zbud", "zsmalloc")
 PATTERNS = ("zero", "text", "mixed", "random")
@@ -28,6 +39,13 @@ MAX_WORKLOADS = 4
 DEFAULT_POOL_PERCENT = 20
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 # "pressure zcache.compress_poor > 0": phase, counter key, operator, integer
+# Hang detection: QEMU is killed when the guest's console says nothing for silence_timeout_s
+# (default below; TCG on a busy 2-core host). The guest's /init prints a heartbeat whenever the
+# swap and fault counters moved, every heartbeat_s, so a slow but working guest is never silent
+# that long; timeout_s * WALL_BACKSTOP is only the wall-clock backstop.
+DEFAULT_SILENCE_TIMEOUT_S = 120
+WALL_BACKSTOP = 3
+MAX_HEARTBEAT_S = 10
 EXPECT_RE = re.compile(r"^\s*(\S+)\s+([A-Za-z0-9_.-]+)\s*(==|!=|>=|<=|>|<)\s*(-?\d+)\s*$")
 
 
@@ -83,7 +101,18 @@ class Scenario:
     swapoff_under_load: bool = False  # swapoff and swapon /dev/vdb while the workloads run
     memcg_max_mib: int = 0     # run the workloads in a cgroup with this memory.max (0: none)
     load_fail_percent: int = 0  # fail this share of zcache's loads (fault attr zcache_fail_load)
-    silence_timeout_s: int | None = None  # console silence, in seconds, before the guest is called hung
+    silence_timeout_s: int = DEFAULT_SILENCE_TIMEOUT_S  # console silent this long: a hang, QEMU killed
+
+    @property
+    def wall_limit_s(self) -> int:
+        """The wall-clock backstop: a guest that keeps printing is killed only after this."""
+        return self.timeout_s * WALL_BACKSTOP
+
+    @property
+    def heartbeat_s(self) -> int:
+        """How often the guest's /init prints a heartbeat (when its counters moved): a sixth of the
+        silence limit, so several heartbeats fit in it, at most MAX_HEARTBEAT_S."""
+        return max(1, min(MAX_HEARTBEAT_S, self.silence_timeout_s // 6))
 
     @property
     def workload_mib(self) -> int:
@@ -120,6 +149,7 @@ class Scenario:
             "zcf.workloads=" + ",".join(w.job() for w in self.workloads),
             f"zcf.recheck={1 if self.swapoff_recheck else 0}",
             f"zcf.balloon={self.balloon_mib}",
+            f"zcf.heartbeat={self.heartbeat_s}",
             *(["zcf.hotplug=1"] if self.hotplug else []),
             *([f"zcf.fault={self.fault_percent}"] if self.fault_percent else []),
             *([f"zcf.swaps={self.swap_devices}"] if self.swap_devices > 1 else []),
@@ -264,7 +294,8 @@ def _record(m: _ScenarioModel) -> Scenario:
         timeout_s=m.timeout_s, swapoff_recheck=m.swapoff_recheck, zpool=m.zpool, expect=tuple(m.expect),
         description=m.description, hotplug=m.hotplug, fault_percent=m.fault_percent,
         swap_devices=m.swap_devices, swapoff_under_load=m.swapoff_under_load, memcg_max_mib=m.memcg_max_mib,
-        load_fail_percent=m.load_fail_percent, silence_timeout_s=m.silence_timeout_s,
+        load_fail_percent=m.load_fail_percent,
+        silence_timeout_s=DEFAULT_SILENCE_TIMEOUT_S if m.silence_timeout_s is None else m.silence_timeout_s,
     )
 
 
