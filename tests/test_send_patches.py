@@ -287,7 +287,7 @@ def test_v2_has_changelog_and_range_diff_keeps_v1_and_replies_to_it(world, smtp,
     assert "-v1-0-" in sent_v1_cover
     assert sentrecord.load(v1_dir).cover_message_id() == sent_v1_cover
     progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("sent ")]
-    assert [p.split(" zcache-staging")[0] for p in progress] == [f"sent {i}/10" for i in range(1, 11)]
+    assert [p.split(" zcache-staging")[0] for p in progress] == [f"sent {i}/12" for i in range(1, 13)]
     smtp.received.clear()
 
     edit(world, lambda d: d.update(date="2026-11-28 10:00:00 +0000"))
@@ -601,7 +601,7 @@ def test_a_send_failing_half_way_records_what_went_out(world, capsys):
     finally:
         controller.stop()
     err = capsys.readouterr().err
-    assert "failed (exit" in err and "after 2 of 10 messages" in err, err
+    assert "failed (exit" in err and "after 2 of 12 messages" in err, err
     rec = sentrecord.load(world / "patches" / "zcache-staging" / "v1")
     assert rec is not None and rec.sends[0]["complete"] is False
     went_out = [r.msg["Message-Id"] for r in server.received]
