@@ -19,11 +19,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import guest, judge, kernel, qemu, report, scenarios
 from .errors import ForgeError
-from .qemutest import KernelImage
+
+if TYPE_CHECKING:  # qemutest imports report, which imports this module: a cycle at run time
+    from .qemutest import KernelImage
 
 log = logging.getLogger(__name__)
 
