@@ -256,7 +256,8 @@ class _ScenarioModel(Strict):
     def _pages_per_file(cls, v: int, info: ValidationInfo) -> int:
         fs_mib = info.data.get("fs_mib") or 0
         if fs_mib and fs_mib * 256 // v < 4:
-            raise plain(f"expected at most {fs_mib * 64} files for fs_mib {fs_mib} (4 pages a file), found {v}")
+            raise plain(f"expected at most {fs_mib * 64} files for fs_mib {fs_mib} (4 pages a file), "
+                        f"found {v}")
         return v
 
     @field_validator("expect_eph_hits")
