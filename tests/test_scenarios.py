@@ -133,8 +133,8 @@ def test_zcf_parameters_are_reserved(tmp_path):
 
 def test_bad_expectation(tmp_path):
     msg = error_of(tmp_path, GOOD + "    expect: ['during zcache.x > 1', 'pressure zcache.x ~ 1']\n")
-    assert "scenarios[0].expect[0]: expected a phase of before, pressure, after-swapoff, after, fs-written, " \
-        "fs-pass1, fs-mutated, fs-pass2 first, found 'during zcache.x > 1'" in msg
+    assert "scenarios[0].expect[0]: expected a phase of before, pressure, after-swapoff, after, " \
+        "fs-written, fs-pass1, fs-mutated, fs-pass2 first, found 'during zcache.x > 1'" in msg
     assert "scenarios[0].expect[1]: expected 'PHASE KEY OP NUMBER'" in msg
 
 
