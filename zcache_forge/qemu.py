@@ -321,9 +321,11 @@ def run_guest(kernel: Path, initrd: Path, scenario: Scenario, workdir: Path,
     b = _Boot(name=scenario.name, kernel=kernel, initrd=initrd, memory_mib=scenario.guest_ram_mib,
               cpus=scenario.cpus, append=[*BASE_APPEND, *scenario.kernel_args()], swap_imgs=swap_imgs,
               workdir=workdir, accel=accel, timeout_s=scenario.timeout_s, disk=model, data_imgs=data_imgs)
-    log.info("%s: booting (%s, %d MiB RAM of which %d MiB balloon, %d CPU, %d MiB swap on %s disk, "
+    log.info("%s: booting (%s, %d MiB RAM of which %d MiB balloon, %d CPU, %d MiB swap on %s disk, %s"
              "timeout %d s)", scenario.name, accel, b.memory_mib, scenario.balloon_mib, b.cpus,
-             scenario.swap_mib, model.name, scenario.timeout_s)
+             scenario.swap_mib, model.name,
+             f"{scenario.fs_disk_mib} MiB ext4 on /dev/{scenario.fs_disk}, " if data_imgs else "",
+             scenario.timeout_s)
     try:
         return _boot(b)
     finally:
