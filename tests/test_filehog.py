@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from zcache_forge import guest, judge
+from zcache_forge import guest, judge, qemu
 from zcache_forge.scenarios import get
 
 SOURCE = Path(__file__).resolve().parent.parent / "qemu" / "filehog.c"
@@ -104,3 +104,23 @@ def test_usage_errors_exit_1(filehog, tmp_path):
     proc = subprocess.run([str(filehog), "--dir", str(tmp_path), "--files", "3", "--size", "1", "read"],
                           capture_output=True, text=True)
     assert proc.returncode == 1 and "unknown action 'read'" in proc.stderr
+
+
+def test_the_fs_disk_follows_the_swap_disks_unthrottled(tmp_path, monkeypatch):
+    monkeypatch.setattr(qemu, "_qemu_binary", lambda: "qemu-system-x86_64")
+    b = qemu._Boot(name="t", kernel=tmp_path / "bzImage", initrd=tmp_path / "initrd", memory_mib=128, cpus=1,
+                   append=[], swap_imgs=(tmp_path / "swap.img",), workdir=tmp_path, accel="tcg", timeout_s=10,
+                   disk=qemu.disk_model("ssd"), data_imgs=(tmp_path / "fs.img",))
+    argv = qemu.qemu_argv(b, tmp_path / "console.log")
+    drives = [argv[i + 1] for i, a in enumerate(argv) if a == "-drive"]
+    assert drives[0].startswith(f"file={tmp_path / 'swap.img'},") and "throttling" in drives[0]
+    assert drives[1] == f"file={tmp_path / 'fs.img'},if=virtio,format=raw,cache=unsafe"  # /dev/vdb
+
+
+def test_the_fs_image_is_an_empty_ext4_made_on_the_host(tmp_path):
+    img = qemu.make_fs_image(tmp_path / "fs.img", get("fs-reread").fs_disk_mib)
+    assert img.stat().st_size == 384 << 20
+    assert img.stat().st_blocks * 512 < img.stat().st_size  # sparse
+    with img.open("rb") as f:
+        f.seek(1024 + 0x38)  # the superblock's magic
+        assert f.read(2) == b"\x53\xef"
