@@ -101,8 +101,8 @@ def test_the_recorded_boot_passes_with_every_page_verified(text):
 def test_the_table_has_an_fs_part_and_the_json_the_records(text):
     r = verdict(text)
     table = report.render_table([r])
-    assert "fs scenario" in table and "pass1-disk-MiB" in table and "eph-gets(p1/p2)" in table
-    fs_part = table.split("fs scenario", 1)[1]
+    assert "file-system job" in table and "pass1-disk-MiB" in table and "eph-gets(p1/p2)" in table
+    fs_part = table.split("file-system job", 1)[1]
     row = next(ln for ln in fs_part.splitlines() if ln.startswith("fs-reread "))
     for key in ("fs_pass1_disk_mib", "fs_pass2_disk_mib"):
         assert f" {r.summary[key]:,.1f} " in row
@@ -110,7 +110,7 @@ def test_the_table_has_an_fs_part_and_the_json_the_records(text):
     assert [f["phase"] for f in data["fs"]] == ["write", "pass1", "mutate", "pass2"]
     assert data["summary"]["fs_pass2_sectors_read"] == r.summary["fs_pass2_sectors_read"]
     # a scenario without the fs job gets no fs part
-    assert "fs scenario" not in report.render_table([dataclasses.replace(r, summary={})])
+    assert "file-system job" not in report.render_table([dataclasses.replace(r, summary={})])
 
 
 # ---------------------------------------------------------------- failures

@@ -91,7 +91,7 @@ def render_fs_table(results: list[ScenarioResult]) -> str:
     """The file-system job of the scenarios that ran one: MiB the fs disk read in each read pass
     (pass 2 reads the file set in reverse, what a cache still holds first), seconds per pass, and
     zcache's ephemeral-page counters at the end of pass 2 ("-": the kernel has no cleancache)."""
-    headers = ["fs scenario", "cleancache", "written-MiB", "pass1-disk-MiB", "pass2-disk-MiB", "pass1-s",
+    headers = ["file-system job", "cleancache", "written-MiB", "pass1-disk-MiB", "pass2-disk-MiB", "pass1-s",
                "pass2-s", "eph-puts", "eph-gets(p1/p2)", "failed-eph-gets", "eph-flushes", "eph-zpages",
                "wrong-pages"]
     rows = []
