@@ -157,7 +157,6 @@ def test_fs_reread_verifies_every_file_page_and_counts_the_disk_reads(image, tmp
     assert r.boot["zcache_enabled"] is True
     if r.boot["zcache_cleancache"] is None:  # no cleancache yet: no eph counters either
         assert r.summary["eph_gets"] is None
-    print(report.render_fs_table([r]))
 
 
 def test_broken_kernel_fails_with_the_splat_quoted(tmp_path, capsys):
