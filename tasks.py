@@ -92,7 +92,8 @@ def setup(c):
     "series_file": "the series YAML (default: series.yaml)",
     "dry_run": "only show what would be sent (the default; -n as git send-email; an error with --send)",
     "send": "really send (no short form; default: dry run, which only shows what would be sent)",
-    "force": "send even if checkpatch has not passed for exactly these files",
+    "force": "send even if the checks have not passed for exactly these files, or the version was "
+             "already sent (patches/<series>/v<N>/sent.yaml)",
     "smtp_server": "SMTP server (default: git config sendemail.smtpServer)",
     "smtp_port": "SMTP port (default: git config sendemail.smtpServerPort)",
     "smtp_user": "SMTP user (default: git config sendemail.smtpUser; password from "

@@ -232,7 +232,7 @@ def kunit_source() -> Path:
 @pytest.fixture
 def kunit_tree(monkeypatch) -> Path:
     """The kernel tree with KUnit's KTAP parser, made ktap's default; the test is skipped without one."""
-    from zcache_forge import ktap
+    from zcache_forge.guest import ktap
 
     src = kunit_source()
     if not (src / ktap.PARSER).is_file():

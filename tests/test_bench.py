@@ -8,10 +8,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from zcache_forge import bench, cli, guest, qemu, qemutest, report
+from zcache_forge import bench, cli, report
 from zcache_forge.errors import ForgeError
-from zcache_forge.qemu import GuestRun
-from zcache_forge.scenarios import Scenario, Workload
+from zcache_forge.guest import initramfs, qemu, qemutest
+from zcache_forge.guest.qemu import GuestRun
+from zcache_forge.guest.scenarios import Scenario, Workload
 
 from .conftest import ROOT
 
@@ -220,7 +221,7 @@ BACKENDS = [b for b in bench.BACKENDS if b.name in ("zcache", "zswap-zbud", "pla
 
 @pytest.fixture
 def fake_boot(tmp_path, monkeypatch, cache):
-    monkeypatch.setattr(guest, "build_initramfs", lambda out: tmp_path / "initramfs.cpio.gz")
+    monkeypatch.setattr(initramfs, "build_initramfs", lambda out: tmp_path / "initramfs.cpio.gz")
     fake = FakeGuest()
     monkeypatch.setattr(qemu, "run_guest", fake)
     return fake

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from zcache_forge import cli, pipeline
+from zcache_forge import cli
+from zcache_forge.series import pipeline
 
 from .conftest import ROOT, git
 

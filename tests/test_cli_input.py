@@ -13,7 +13,8 @@ import pytest
 import yaml
 from invoke import Collection, Program
 
-from zcache_forge import cli, qemutest, scenarios
+from zcache_forge import cli
+from zcache_forge.guest import qemutest, scenarios
 
 from .conftest import ROOT, make_project
 from .test_build_patches import snapshot

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from zcache_forge import guest, judge, qemu
-from zcache_forge.scenarios import get
+from zcache_forge.guest import initramfs, judge, qemu
+from zcache_forge.guest.scenarios import get
 
 SOURCE = Path(__file__).resolve().parent.parent / "qemu" / "filehog.c"
 MARKER = "ZCF-RESULT "
@@ -20,7 +20,8 @@ FILES, MIB = 6, 3  # 128 pages a file with 4 KiB pages
 def filehog(tmp_path_factory):
     """Compile filehog exactly as the image build does."""
     binary = tmp_path_factory.mktemp("filehog") / "filehog"
-    subprocess.run(["gcc", *guest.CFLAGS, "-o", str(binary), str(SOURCE)], check=True, capture_output=True)
+    subprocess.run(["gcc", *initramfs.CFLAGS, "-o", str(binary), str(SOURCE)], check=True,
+                   capture_output=True)
     return binary
 
 

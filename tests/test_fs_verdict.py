@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from zcache_forge import judge, report
-from zcache_forge.console import FsRecord, parse_console
-from zcache_forge.scenarios import get
+from zcache_forge import report
+from zcache_forge.guest import judge
+from zcache_forge.guest.console import FsRecord, parse_console
+from zcache_forge.guest.scenarios import get
 
 from .conftest import recorded
 

@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from zcache_forge.judge import judge, kunit_reasons
-from zcache_forge.ktap import KtapResult, kunit_counts, parse_ktap
+from zcache_forge.guest.judge import judge, kunit_reasons
+from zcache_forge.guest.ktap import KtapResult, kunit_counts, parse_ktap
 from zcache_forge.report import render_table, to_json
 
 from .test_verdict import good_lines, scenario, text

@@ -10,7 +10,8 @@ import shutil
 import pytest
 import yaml
 
-from zcache_forge import cli, judge, qemutest, report
+from zcache_forge import cli, report
+from zcache_forge.guest import judge, qemutest
 
 from .conftest import ROOT
 

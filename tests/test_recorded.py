@@ -15,8 +15,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from zcache_forge import bench, cli, console, guest, judge, ktap, qemu, qemutest, report
-from zcache_forge.console import (
+from zcache_forge import bench, cli, report
+from zcache_forge.guest import console, initramfs, judge, ktap, qemu, qemutest
+from zcache_forge.guest.console import (
     BootRecord,
     CountersRecord,
     ExitRecord,
@@ -227,7 +228,7 @@ class RecordedGuest:
 
 
 def test_cli_bench_survives_bad_cells_and_fails_at_the_end(tmp_path, cache, monkeypatch, capsys):
-    monkeypatch.setattr(guest, "build_initramfs", lambda out: tmp_path / "initramfs.cpio.gz")
+    monkeypatch.setattr(initramfs, "build_initramfs", lambda out: tmp_path / "initramfs.cpio.gz")
     monkeypatch.setattr(qemu, "run_guest", RecordedGuest({
         "zcache": ("bench-zcache-truncated", "exit", 0),
         "zswap": ("bench-zcache-died", "reset", None),

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from zcache_forge.errors import ForgeError
-from zcache_forge.scenarios import DEFAULT_FILE, get, load_scenarios
+from zcache_forge.guest.scenarios import DEFAULT_FILE, get, load_scenarios
 
 GOOD = """
 scenarios:

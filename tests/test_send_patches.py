@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import email
 import io
+import logging
 import mailbox
 import os
 import re
@@ -26,9 +27,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from zcache_forge import checkpatch, cli, kernel, pipeline, preflight, recipients, sendmail, series, stamps
+from zcache_forge import cli, kernel, series
 from zcache_forge.errors import ForgeError
-from zcache_forge.patchfile import address, read_folder
+from zcache_forge.mail import preflight, recipients, sendmail, sentrecord
+from zcache_forge.series import checkpatch, pipeline, stamps
+from zcache_forge.series.patchfile import address, read_folder
 
 from .conftest import MINI_FILES, git, make_project
 from .test_build_patches import snapshot
@@ -268,9 +271,28 @@ def test_received_mbox_applies_with_git_am_and_gives_the_same_trees(sent_v1, tmp
         "Zcache Forge <zcache-forge@example.org>\nstaging: zcache: add the tmem key-value core"
 
 
-def test_v2_has_changelog_and_range_diff_keeps_v1_and_replies_to_it(world, smtp, tmp_path):
-    v1 = snapshot(world / "patches" / "zcache-staging" / "v1")
-    v1_key = stamps.folder_key(world / "patches" / "zcache-staging" / "v1")
+def test_v2_has_changelog_and_range_diff_keeps_v1_and_replies_to_it(world, smtp, caplog):
+    """v1 is sent (sent.yaml records it), then regenerated with another date (its files, and the
+    Message-Ids derived from them, change), then v2: its cover letter replies to the Message-Id
+    v1 really went out with, from the record, not to one recomputed from v1's files."""
+    caplog.set_level(logging.INFO, logger="zcache_forge")
+    v1_dir = world / "patches" / "zcache-staging" / "v1"
+    stamp_all(world)
+    assert send(world, smtp, ["zcache-staging"], really=True) == 0
+    sent_v1_cover = smtp.received[0].msg["Message-Id"]
+    assert "-v1-0-" in sent_v1_cover
+    assert sentrecord.load(v1_dir).cover_message_id() == sent_v1_cover
+    progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("sent ")]
+    assert [p.split(" zcache-staging")[0] for p in progress] == [f"sent {i}/10" for i in range(1, 11)]
+    smtp.received.clear()
+
+    edit(world, lambda d: d.update(date="2026-11-28 10:00:00 +0000"))
+    pipeline.build_patches(world / "series.yaml", world / "patches")  # v1 regenerated after the send
+    assert (v1_dir / "sent.yaml").is_file()  # kept: it belongs to the version, not to its files
+    v1 = snapshot(v1_dir)
+    v1_key = stamps.folder_key(v1_dir)
+    recomputed = f"<20261127-zcache-staging-7d3e91-v1-0-{v1_key[:12]}@example.org>"
+    assert recomputed != sent_v1_cover
 
     def bump(d):
         s = d["series"][0]
@@ -282,7 +304,7 @@ def test_v2_has_changelog_and_range_diff_keeps_v1_and_replies_to_it(world, smtp,
     zbud = world / "templates" / "zcache" / "zbud.c.j2"
     zbud.write_text(zbud.read_text() + "/* v2: the fullest frame that fits */\n")
     pipeline.build_patches(world / "series.yaml", world / "patches")
-    assert snapshot(world / "patches" / "zcache-staging" / "v1") == v1
+    assert snapshot(v1_dir) == v1
     cover = (world / "patches" / "zcache-staging" / "v2" / "v2-0000-cover-letter.patch").read_text()
     assert "Subject: [PATCH v2 0/9]" in cover
     assert "Changes in v2:\n- zbud: pick the fullest frame that fits" in cover
@@ -302,11 +324,23 @@ def test_v2_has_changelog_and_range_diff_keeps_v1_and_replies_to_it(world, smtp,
     thread = smtp.received
     assert [subject(r)[:14] for r in thread] == [f"[PATCH v2 {i}/9]" for i in range(10)]
     v2_cover = thread[0].msg["Message-Id"]
-    v1_cover = f"<20261127-zcache-staging-7d3e91-v1-0-{v1_key[:12]}@example.org>"
-    assert "-v2-0-" in v2_cover and thread[0].msg["In-Reply-To"] == v1_cover
+    assert "-v2-0-" in v2_cover and thread[0].msg["In-Reply-To"] == sent_v1_cover
     for r in thread[1:]:
         assert r.msg["In-Reply-To"] == v2_cover
-        assert r.msg["References"].split() == [v1_cover, v2_cover]
+        assert r.msg["References"].split() == [sent_v1_cover, v2_cover]
+
+
+def test_v2_without_a_record_of_v1_has_no_in_reply_to(world, smtp, caplog):
+    def bump(d):
+        d["series"][1].update(version=2, in_reply_to_previous=True)
+
+    edit(world, bump)
+    pipeline.build_patches(world / "series.yaml", world / "patches")
+    caplog.clear()
+    assert send(world, smtp, ["zcache-promote"], really=False) == 0
+    said = [r.getMessage() for r in caplog.records if "sent.yaml not found" in r.getMessage()]
+    assert len(said) == 1 and "the cover letter gets no In-Reply-To" in said[0], said
+    assert "zcache-promote/v1/sent.yaml" in said[0]
 
 
 def test_range_diff_on_a_new_machine_rebuilds_v1_from_patches(world):
@@ -474,3 +508,97 @@ def test_git_config_adding_recipients_is_caught_by_the_dry_run(world, smtp, tmp_
     assert "git send-email --dry-run does not match the plan" in err
     assert "extra: ['spy@example.net']" in err and "check your sendemail.* git config" in err
     assert smtp.received == []
+
+
+# --- what was sent, a fresh clone, progress -------------------------------------------------
+
+
+def test_real_send_writes_the_sent_record(sent_v1):
+    """sent.yaml per version: every message's Message-Id, Date, To/Cc as received, and the command."""
+    proj, server = sent_v1["proj"], sent_v1["server"]
+    for name, change_id in (("zcache-staging", "zcache-staging-7d3e91"),
+                            ("zcache-promote", "zcache-promote-c41a08")):
+        rec = sentrecord.load(proj / "patches" / name / "v1")
+        assert rec is not None and len(rec.sends) == 1
+        send_ = rec.sends[0]
+        assert send_["complete"] is True and send_["command"][:2] == ["git", "send-email"]
+        assert "--dry-run" not in send_["command"]
+        thread = thread_of(server, change_id)
+        assert [m["message_id"] for m in send_["messages"]] == [r.msg["Message-Id"] for r in thread]
+        assert [m["date"] for m in send_["messages"]] == [r.msg["Date"] for r in thread]
+        files = sorted(p.name for p in (proj / "patches" / name / "v1").glob("*.patch"))
+        assert [m["file"] for m in send_["messages"]] == files
+        for m, r in zip(send_["messages"], thread, strict=True):
+            assert {address(a) for a in m["to"]} == addresses(r.msg["To"])
+            assert {address(a) for a in m["cc"]} == addresses(r.msg["Cc"])
+            assert {a.lower() for a in m["envelope"]} == {a.lower() for a in r.rcpt}
+        assert rec.cover_message_id() == thread[0].msg["Message-Id"]
+    # the record is not a patch file: the check stamps' key and the pre-flight ignore it
+    s = series.load(proj / "series.yaml").get("zcache-promote")
+    assert len(preflight.checked_patches(s, proj / "patches")) == 3
+
+
+def test_a_sent_version_is_not_sent_again_without_force(world, smtp, capsys):
+    stamp_all(world)
+    assert send(world, smtp, ["zcache-promote"], really=True) == 0
+    assert send(world, smtp, ["zcache-promote"], really=True) == 1
+    assert "refusing to send again: " in capsys.readouterr().err
+    assert len(smtp.received) == 3
+    assert send(world, smtp, ["zcache-promote"], really=True, force=True) == 0
+    assert len(sentrecord.load(world / "patches" / "zcache-promote" / "v1").sends) == 2
+
+
+def dry_plan(proj: Path, server: Server, capsys) -> str:
+    """The dry run's plan (recipients, Message-Ids, threading), without git send-email's log."""
+    assert send(proj, server, None, really=False) == 0
+    out = capsys.readouterr().out
+    return out[:out.index("--- git send-email --dry-run")]
+
+
+def test_fresh_clone_dry_run_needs_no_build_patches(world, smtp, tmp_path, monkeypatch, capsys, caplog):
+    """A clone has patches/ but its cache has no branches: send-patches rebuilds the tips from the
+    committed files (on the recorded base-commit) and plans exactly what it plans after build-patches."""
+    caplog.set_level(logging.INFO, logger="zcache_forge")
+    with_branches = dry_plan(world, smtp, capsys)
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    for part in ("series.yaml", "templates", "patches"):
+        src = world / part
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, clone / part)
+    monkeypatch.setenv("ZCACHE_FORGE_CACHE", str(tmp_path / "fresh-cache"))
+    caplog.clear()
+    fresh = dry_plan(clone, smtp, capsys)
+    assert fresh == with_branches.replace(str(world), str(clone))
+    assert "NOT passed: checkpatch, build (sending needs --force)" in fresh
+    rebuilt = [r.getMessage() for r in caplog.records if "no branch in the cache; rebuilt" in r.getMessage()]
+    assert len(rebuilt) == 2, rebuilt
+    assert smtp.received == []
+    # sending from the clone still needs the checks (or --force): the stamps are per machine
+    assert send(clone, smtp, ["zcache-promote"], really=True) == 1
+    assert "refusing to send: checks have not passed" in capsys.readouterr().err
+
+
+class RejectThird(Collect):
+    async def handle_DATA(self, smtp, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
+        if len(self.server.received) == 2:
+            return "554 rejected by the test"
+        return await super().handle_DATA(smtp, session, envelope)
+
+
+def test_a_send_failing_half_way_records_what_went_out(world, capsys):
+    from aiosmtpd.controller import Controller
+
+    stamp_all(world)
+    server = Server(free_port())
+    controller = Controller(RejectThird(server), hostname="127.0.0.1", port=server.port)
+    controller.start()
+    try:
+        assert send(world, server, ["zcache-staging"], really=True) == 1
+    finally:
+        controller.stop()
+    err = capsys.readouterr().err
+    assert "failed (exit" in err and "after 2 of 10 messages" in err, err
+    rec = sentrecord.load(world / "patches" / "zcache-staging" / "v1")
+    assert rec is not None and rec.sends[0]["complete"] is False
+    went_out = [r.msg["Message-Id"] for r in server.received]
+    assert [m["message_id"] for m in rec.sends[0]["messages"]] == went_out

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from zcache_forge import build, cachelock, kernel
+from zcache_forge import cachelock, kernel
 from zcache_forge.errors import ForgeError
+from zcache_forge.kernel import build
 
 from .conftest import TEST_CACHE_ENV, TEST_TARBALL_ENV, USER_CACHES, needs_tarball_reason
 

@@ -4,11 +4,11 @@ import json
 
 import pytest
 
-from zcache_forge.console import parse_console
-from zcache_forge.judge import judge
-from zcache_forge.qemu import decode_exit
+from zcache_forge.guest.console import parse_console
+from zcache_forge.guest.judge import judge
+from zcache_forge.guest.qemu import decode_exit
+from zcache_forge.guest.scenarios import Expectation, Scenario, Workload
 from zcache_forge.report import render_table, to_json
-from zcache_forge.scenarios import Expectation, Scenario, Workload
 
 
 def scenario(backend="zcache", workloads=1, expect=()):

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import ForgeError
+from zcache_forge.errors import ForgeError
 
 log = logging.getLogger(__name__)
 _depth: dict[Path, int] = {}  # cache directory -> how many nested holders in this process

@@ -14,11 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from . import cachelock, checkpatch, kernel, options, pipeline, scenarios
-from .errors import EXIT_FAILED, ForgeError
+from zcache_forge import cachelock, kernel, options
+from zcache_forge.errors import EXIT_FAILED, ForgeError
+from zcache_forge.guest import scenarios
+from zcache_forge.series import checkpatch, pipeline
 
 if TYPE_CHECKING:
-    from . import patchbuild
+    from zcache_forge.series import patchbuild
 
 T = TypeVar("T")
 
@@ -53,7 +55,7 @@ def table(headers: list[str], rows: list[list[object]]) -> str:
 def build_patches(series_file: Path, out: Path, only: list[str] | None, check: bool, as_json: bool,
                   build: bool = False) -> int:
     def go(opts: options.BuildPatchesOptions) -> int:
-        from . import patchbuild
+        from zcache_forge.series import patchbuild
 
         res = pipeline.build_patches(series_file, out, opts.series or None)
         checks: dict[str, checkpatch.CheckResult] = {}
@@ -76,6 +78,8 @@ def build_patches(series_file: Path, out: Path, only: list[str] | None, check: b
                              f"{pb.status} {pb.seconds:.0f} s" if pb else "-"])
         data = {
             "kernel_base": res.kernel_base,
+            "base_version": res.base_version,
+            "base_notice": res.base_notice,
             "seconds": round(res.seconds, 2),
             "series": [{"name": s.name, "version": s.version, "branch": s.branch, "tip": s.tip,
                         "files": [str(f) for f in s.files]} for s in res.series],
@@ -87,8 +91,8 @@ def build_patches(series_file: Path, out: Path, only: list[str] | None, check: b
             print(jsonlib.dumps(data, indent=2))
         else:
             print(table(["series", "version", "file", "checkpatch E/W/C", "build"], rows))
-            print(f"kernel base {res.kernel_base[:12]}; {sum(len(s.files) for s in res.series)} files "
-                  f"in {res.seconds:.1f} s")
+            print(f"kernel base {res.kernel_base[:12]} (Linux {res.base_version}); "
+                  f"{sum(len(s.files) for s in res.series)} files in {res.seconds:.1f} s")
             if not build:
                 print("not build-checked: `invoke build-patches --build` builds after every patch "
                       "(send-patches needs it)")
@@ -116,7 +120,8 @@ def build_patches(series_file: Path, out: Path, only: list[str] | None, check: b
 
 def qemu_test(series_file: Path, out: Path, scenario_names: list[str] | None, series: str | None,
               accel: str | None, as_json: bool, results_dir: Path, debug: bool = False) -> int:
-    from . import qemutest, report
+    from zcache_forge import report
+    from zcache_forge.guest import qemutest
 
     def go(opts: options.QemuTestOptions) -> int:
         t0 = time.monotonic()
@@ -148,9 +153,10 @@ def qemu_test(series_file: Path, out: Path, scenario_names: list[str] | None, se
 def bench(series_file: Path, out: Path, scenario_names: list[str] | None, backend_names: list[str] | None,
           reps: int | str | None, accel: str | None, as_json: bool, results_dir: Path, cover: bool,
           pool_percent: int | str | None = None, disk_names: list[str] | None = None) -> int:
-    from . import bench as bench_mod
-    from . import qemutest, report
-    from . import series as series_mod
+    from zcache_forge import bench as bench_mod
+    from zcache_forge import report
+    from zcache_forge import series as series_mod
+    from zcache_forge.guest import qemutest
 
     def check() -> options.BenchOptions:  # every option, before the kernel build
         opts = options.check(options.BenchOptions, series_file, scenarios.DEFAULT_FILE,
@@ -213,7 +219,7 @@ def bench(series_file: Path, out: Path, scenario_names: list[str] | None, backen
 
 def _record_check_stamps(res: pipeline.BuildResult, checks: dict[str, checkpatch.CheckResult]) -> None:
     """Stamp each exported version folder with its checkpatch outcome: send-patches needs a pass."""
-    from . import stamps
+    from zcache_forge.series import stamps
 
     for s in res.series:
         if not s.files:
@@ -228,7 +234,7 @@ def _record_check_stamps(res: pipeline.BuildResult, checks: dict[str, checkpatch
 
 def _record_build_stamps(res: pipeline.BuildResult, builds: list[patchbuild.SeriesBuild]) -> None:
     """Stamp each exported version folder with its build check: send-patches needs a pass."""
-    from . import stamps
+    from zcache_forge.series import stamps
 
     by_name = {sb.name: sb for sb in builds}
     for s in res.series:
@@ -246,8 +252,9 @@ def send_patches(series_file: Path, out: Path, names: list[str] | None, send: bo
                  dry_run: bool = False) -> int:
     """Show who gets which message, dry-run git send-email and check it; send only with send=True.
     dry_run (-n) asks for the default explicitly; together with send it is an error."""
-    from . import export, preflight, sendmail
-    from . import series as series_mod
+    from zcache_forge import series as series_mod
+    from zcache_forge.mail import preflight, sendmail
+    from zcache_forge.series import export
 
     def check() -> options.SendPatchesOptions:
         if dry_run and send:
@@ -270,8 +277,14 @@ def send_patches(series_file: Path, out: Path, names: list[str] | None, send: bo
         for s in chosen:  # pre-flight checks of every series before any get_maintainer.pl run
             preflight.checked_patches(s, out)
         plans = [sendmail.make_plan(sf, s, out, who) for s in chosen]
+        sent_before = [x for x in map(sendmail.already_sent, plans) if x]
+        if send and sent_before and not force:
+            raise ForgeError("refusing to send again: " + "; ".join(sent_before) + "; bump the version in "
+                             f"{series_file.name}, or pass --force (the new send is added to the record)")
         for p in plans:
             print(sendmail.describe(p, smtp, missing[p.series]) + "\n")
+        for x in sent_before:
+            print(f"note: {x}; sending it again needs --force\n")
         prepared = [sendmail.prepare(p, smtp, cwd) for p in plans]  # all dry runs pass before any send
         total = sum(len(p.messages) for p in plans)
         if not send:

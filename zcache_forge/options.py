@@ -9,9 +9,9 @@ from typing import Annotated, Any
 
 from pydantic import ValidationError
 
-from . import qemu, scenarios
-from . import series as series_mod
-from .validate import Choice, Int, Strict, context_check, expected, option_error
+from zcache_forge import series as series_mod
+from zcache_forge.guest import qemu, scenarios
+from zcache_forge.validate import Choice, Int, Strict, context_check, expected, option_error
 
 ACCELS = qemu.ACCELS
 BACKEND_NAMES = ("zcache", "zswap-zbud", "zswap-zsmalloc", "plain-swap")  # bench.BACKENDS

@@ -14,11 +14,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import bench  # which imports this module too: only its attributes, at call time
-from .ktap import KtapResult, kunit_counts
+from zcache_forge import bench  # which imports this module too: only its attributes, at call time
+from zcache_forge.guest.ktap import KtapResult, kunit_counts
 
 if TYPE_CHECKING:
-    from .judge import ScenarioResult
+    from zcache_forge.guest.judge import ScenarioResult
 
 Figures = dict[str, dict[str, float | None]]
 COVER_WIDTH = 75

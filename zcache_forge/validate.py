@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationError, ValidationInfo
 from pydantic_core import PydanticCustomError
 
-from .errors import ForgeError
+from zcache_forge.errors import ForgeError
 
 M = TypeVar("M", bound=BaseModel)
 

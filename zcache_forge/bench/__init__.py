@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import guest, judge, kernel, qemu, report, scenarios
-from .errors import ForgeError
+from zcache_forge import kernel, report
+from zcache_forge.errors import ForgeError
+from zcache_forge.guest import initramfs, judge, qemu, scenarios
 
 if TYPE_CHECKING:  # qemutest imports report, which imports this module: a cycle at run time
-    from .qemutest import KernelImage
+    from zcache_forge.guest.qemutest import KernelImage
 
 log = logging.getLogger(__name__)
 
@@ -359,7 +360,7 @@ def run_bench(image: KernelImage, chosen: list[scenarios.Scenario], backends: li
     Disk models go outermost, the primary one first: its table fills before the others'."""
     t0 = time.monotonic()
     disks = choose_disks(list(disks))
-    initrd = guest.build_initramfs(kernel.cache_dir() / "initramfs")
+    initrd = initramfs.build_initramfs(kernel.cache_dir() / "initramfs")
     accel = accel or qemu.probe_accel(image.image, initrd, workdir / "probe")
     out = BenchResult(image=image, accelerator=accel, reps=reps, disks=disks,
                       runs_planned=len(disks) * len(chosen) * len(backends) * reps)

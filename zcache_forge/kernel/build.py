@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ForgeError
-from .kernel import cache_dir
-from .run import run
+from zcache_forge.errors import ForgeError
+from zcache_forge.kernel import cache_dir
+from zcache_forge.run import run
 
 log = logging.getLogger(__name__)
 

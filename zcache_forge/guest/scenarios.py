@@ -15,10 +15,21 @@ from typing import Annotated, Any
 
 from pydantic import Field, PlainValidator, ValidationInfo, create_model, field_validator, model_validator
 
-from .errors import ForgeError
-from .validate import Bool, Choice, Int, Problems, Str, Strict, expected, load_yaml, plain, validate
+from zcache_forge.errors import ForgeError
+from zcache_forge.validate import (
+    Bool,
+    Choice,
+    Int,
+    Problems,
+    Str,
+    Strict,
+    expected,
+    load_yaml,
+    plain,
+    validate,
+)
 
-DEFAULT_FILE = Path(__file__).resolve().parent.parent / "qemu" / "scenarios.yaml"
+DEFAULT_FILE = Path(__file__).resolve().parents[2] / "qemu" / "scenarios.yaml"
 BACKENDS = ("zcache", "zswap", "none")
 ZPOOLS = ("zbud", "zsmalloc")
 PATTERNS = ("zero", "text", "mixed", "random")

@@ -6,12 +6,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from . import stamps
-from .checkpatch import is_cover
-from .errors import CheckFailed, ForgeError
-from .export import BLURB_PLACEHOLDER, SUBJECT_PLACEHOLDER, series_dir
-from .patchfile import PatchFile, address, read_folder
-from .series import Series
+from zcache_forge.errors import CheckFailed, ForgeError
+from zcache_forge.series import Series, stamps
+from zcache_forge.series.checkpatch import is_cover
+from zcache_forge.series.export import BLURB_PLACEHOLDER, SUBJECT_PLACEHOLDER, series_dir
+from zcache_forge.series.patchfile import PatchFile, address, read_folder
 
 SUBJECT_MAX = 75
 TAG_RE = re.compile(r"^\[(?P<prefix>.+?)(?: v(?P<version>\d+))? (?P<i>\d+)/(?P<n>\d+)\] \S")

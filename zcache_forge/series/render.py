@@ -14,8 +14,8 @@ from typing import Any
 
 import jinja2
 
-from .errors import ForgeError
-from .series import Op, Patch, Series, SeriesFile
+from zcache_forge.errors import ForgeError
+from zcache_forge.series import Op, Patch, Series, SeriesFile
 
 Reader = Callable[[str], bytes | None]
 

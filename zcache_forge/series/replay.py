@@ -16,9 +16,9 @@ from pathlib import Path
 
 import git
 
-from .checkpatch import is_cover
-from .errors import ForgeError
-from .kernel import git_cmd
+from zcache_forge.errors import ForgeError
+from zcache_forge.kernel import git_cmd
+from zcache_forge.series.checkpatch import is_cover
 
 log = logging.getLogger(__name__)
 

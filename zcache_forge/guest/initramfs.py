@@ -15,12 +15,12 @@ import os
 import shutil
 from pathlib import Path
 
-from .errors import ForgeError
-from .run import run
+from zcache_forge.errors import ForgeError
+from zcache_forge.run import run
 
 log = logging.getLogger(__name__)
 
-QEMU_DIR = Path(__file__).resolve().parent.parent / "qemu"
+QEMU_DIR = Path(__file__).resolve().parents[2] / "qemu"
 MEMHOG_SRC = QEMU_DIR / "memhog.c"
 SWAPPRIO_SRC = QEMU_DIR / "swapprio.c"
 FILEHOG_SRC = QEMU_DIR / "filehog.c"

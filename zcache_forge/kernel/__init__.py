@@ -16,9 +16,9 @@ from pathlib import Path
 
 import git
 
-from .errors import ForgeError
-from .run import run
-from .series import Base
+from zcache_forge.errors import ForgeError
+from zcache_forge.run import Progress, run, stream
+from zcache_forge.series import Base
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +67,23 @@ def _tarball_key(tarball: Path) -> str:
     return h.hexdigest()[:16]
 
 
+def makefile_version(makefile: str, extra: bool = True) -> str:
+    """The kernel version from the top-level Makefile: VERSION.PATCHLEVEL.SUBLEVEL[EXTRAVERSION]."""
+    fields = dict(re.findall(r"^(VERSION|PATCHLEVEL|SUBLEVEL|EXTRAVERSION) = ?(.*)$", makefile, re.M))
+    if not {"VERSION", "PATCHLEVEL", "SUBLEVEL"} <= fields.keys():
+        raise ForgeError("the kernel's Makefile has no VERSION, PATCHLEVEL and SUBLEVEL lines")
+    out = f"{fields['VERSION']}.{fields['PATCHLEVEL']}.{fields['SUBLEVEL'] or 0}"
+    return out + (fields.get("EXTRAVERSION", "").strip() if extra else "")
+
+
 def _kernel_version(tree: Path) -> str:
-    fields = dict(re.findall(r"^(VERSION|PATCHLEVEL|SUBLEVEL|EXTRAVERSION) = ?(.*)$",
-                             (tree / "Makefile").read_text(), re.M))
-    return f"{fields['VERSION']}.{fields['PATCHLEVEL']}.{fields['SUBLEVEL']}{fields.get('EXTRAVERSION', '')}"
+    return makefile_version((tree / "Makefile").read_text())
+
+
+def version_at(repo: git.Repo, commit: str) -> str:
+    """The kernel version (6.1.192) of `commit`'s top-level Makefile."""
+    return makefile_version(_git(repo, "show", f"{commit}:Makefile", what="reading the kernel's Makefile"),
+                            extra=False)
 
 
 def import_tarball(repo: git.Repo, tarball: Path) -> str:
@@ -87,17 +100,39 @@ def import_tarball(repo: git.Repo, tarball: Path) -> str:
     with tempfile.TemporaryDirectory(prefix="zcf-import-", dir=cache_dir()) as tmp:
         src = Path(tmp) / "src"
         src.mkdir()
-        run(["tar", "-xf", tarball, "-C", src, "--strip-components=1"], what="unpacking the kernel tarball")
+        unpacked = _with_progress(["tar", "-xvf", tarball, "-C", src, "--strip-components=1"],
+                                  f"unpacking {tarball.name}", None, "unpacking the kernel tarball")
         version = _kernel_version(src)
         env = {"GIT_INDEX_FILE": str(Path(tmp) / "index"), "GIT_WORK_TREE": str(src)}
         # Debian's top-level .gitignore ignores everything ('/*'): add with -f.
-        _git(repo, "add", "-f", "-A", ".", env=env, what="importing the kernel tree")
+        _with_progress(["git", "--git-dir", repo.git_dir, "add", "-v", "-f", "-A", "."],
+                       f"adding Linux {version} to {Path(repo.git_dir).name}", unpacked,
+                       "importing the kernel tree", env={**PLAIN_GIT_ENV, **env})
         tree = _git(repo, "write-tree", env=env)
         msg = f"Linux {version} from {tarball.name}\n\nImported by zcache-forge from {tarball}.\n"
         commit = _git(repo, "commit-tree", tree, "-m", msg,
                       env=ident_env(IMPORT_IDENT["name"], IMPORT_IDENT["email"], IMPORT_DATE))
     _git(repo, "update-ref", tag, commit)
     return commit
+
+
+def _with_progress(argv: list, what: str, total: int | None, step: str,
+                   env: dict[str, str] | None = None) -> int:
+    """Run a command that prints one line per file (tar -v, git add -v), showing the count
+    (of `total`, when known) as it goes; return the number of files (directories, which tar
+    lists with a trailing '/', are not counted)."""
+    progress = Progress(what, total)
+
+    def on_line(line: str) -> None:
+        if line and not line.endswith("/"):
+            progress.step()
+
+    rc, _, err = stream(argv, on_line, env=env)
+    if rc != 0:
+        tail = "\n".join(err.strip().splitlines()[-15:])
+        raise ForgeError(f"{step} failed (exit {rc}): {' '.join(map(str, argv))}\n{tail}")
+    progress.done()
+    return progress.count
 
 
 def user_tree_commit(repo: git.Repo, tree: Path, ref: str) -> str:

@@ -7,7 +7,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ForgeError
+from zcache_forge.errors import ForgeError
 
 TOTAL_RE = re.compile(r"total: (\d+) errors, (\d+) warnings, (?:(\d+) checks, )?(\d+) lines checked")
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from email.utils import parseaddr
 from pathlib import Path
 
-from . import stamps
-from .errors import ForgeError
+from zcache_forge.errors import ForgeError
+from zcache_forge.series import stamps
 
 
 @dataclass(frozen=True)

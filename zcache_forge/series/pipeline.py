@@ -7,7 +7,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import apply, export, kernel, render, series
+from zcache_forge import kernel, series
+from zcache_forge.series import apply, baseversion, export, render
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,8 @@ class SeriesResult:
 class BuildResult:
     series_file: Path
     kernel_base: str
+    base_version: str = ""           # the base's Makefile version, e.g. 6.1.192
+    base_notice: str | None = None   # set when patches/ was made on another point release
     series: list[SeriesResult] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -47,6 +50,7 @@ def build_patches(series_file: Path, patches_root: Path, only: list[str] | None 
         sf.get(name)  # unknown names are an error before anything runs
     repo = kernel.work_repo()
     base = kernel.base_commit(repo, sf.base)
+    version = kernel.version_at(repo, base)
 
     # Render all of it first: a template error must leave nothing half written.
     read_base = kernel.reader(repo, base)
@@ -55,7 +59,7 @@ def build_patches(series_file: Path, patches_root: Path, only: list[str] | None 
         chain = sf.chain(s.name)
         rendered[s.name] = (render.render_chain(sf, chain, read_base)[-1], render.render_cover(sf, s, chain))
 
-    result = BuildResult(series_file=Path(series_file), kernel_base=base)
+    result = BuildResult(series_file=Path(series_file), kernel_base=base, base_version=version)
     tips: dict[str, str] = {"kernel": base}
     minutes: dict[str, int] = {"kernel": 1}
     for s in sf.series:
@@ -71,5 +75,7 @@ def build_patches(series_file: Path, patches_root: Path, only: list[str] | None 
                                         export.previous_range(repo, s, patches_root, parent))
         result.series.append(SeriesResult(s.name, s.version, apply.branch_name(s), base, parent,
                                           commits, files))
+    # after the export: a failed run records nothing
+    result.base_notice = baseversion.check(sf, version, patches_root)
     result.seconds = time.monotonic() - t0
     return result

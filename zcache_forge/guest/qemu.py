@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ForgeError
-from .scenarios import Scenario
+from zcache_forge.errors import ForgeError
+from zcache_forge.guest.scenarios import Scenario
 
 log = logging.getLogger(__name__)
 

@@ -12,12 +12,15 @@ from pathlib import Path
 
 import git
 
-from . import build, guest, judge, kernel, pipeline, qemu, report, scenarios
-from .errors import CheckFailed
+from zcache_forge import kernel, report
+from zcache_forge.errors import CheckFailed
+from zcache_forge.guest import initramfs, judge, qemu, scenarios
+from zcache_forge.kernel import build
+from zcache_forge.series import pipeline
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FRAGMENTS = (ROOT / "kconfig" / "guest.config", ROOT / "kconfig" / "zcache.config")
 # the debug kernel also runs zcache's KUnit suites at boot, under KASAN and lockdep
 DEBUG_FRAGMENTS = (*FRAGMENTS, ROOT / "kconfig" / "debug.config", ROOT / "kconfig" / "kunit.config")
@@ -109,7 +112,7 @@ def build_kernel(series_file: Path, patches_root: Path, series_name: str | None 
 def run_scenarios(image: KernelImage, chosen: list[scenarios.Scenario], workdir: Path,
                   accel: str | None = None) -> QemuTestResult:
     t0 = time.monotonic()
-    initrd = guest.build_initramfs(kernel.cache_dir() / "initramfs")
+    initrd = initramfs.build_initramfs(kernel.cache_dir() / "initramfs")
     accel = accel or qemu.probe_accel(image.image, initrd, workdir / "probe")
     log.info("accelerator: %s", accel)
     out = QemuTestResult(kernel=image, accelerator=accel)

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import git
 
-from . import kernel
-from .errors import ForgeError
-from .patchfile import PatchFile, address
-from .run import run
-from .series import SeriesFile
+from zcache_forge import kernel
+from zcache_forge.errors import ForgeError
+from zcache_forge.run import run
+from zcache_forge.series import SeriesFile
+from zcache_forge.series.patchfile import PatchFile, address
 
 GET_MAINTAINER = "scripts/get_maintainer.pl"
 # What get_maintainer.pl reads besides the patch: the tree's top level (it checks that it runs

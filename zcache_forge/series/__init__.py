@@ -17,8 +17,8 @@ from typing import Annotated, Any
 
 from pydantic import Discriminator, Field, PlainValidator, Tag, create_model, field_validator, model_validator
 
-from .errors import ForgeError
-from .validate import (
+from zcache_forge.errors import ForgeError
+from zcache_forge.validate import (
     Bool,
     Choice,
     Int,

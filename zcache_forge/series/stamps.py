@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ForgeError
-from .kernel import cache_dir
+from zcache_forge.errors import ForgeError
+from zcache_forge.kernel import cache_dir
 
 log = logging.getLogger(__name__)
 

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import ktap
-from .console import CONTEXT_BEFORE, TAIL_LINES, Console, ParseError, Splat, parse_console
-from .ktap import KtapResult
-from .qemu import GuestRun
-from .scenarios import FS_PHASES, Scenario
+from zcache_forge.guest import ktap
+from zcache_forge.guest.console import CONTEXT_BEFORE, TAIL_LINES, Console, ParseError, Splat, parse_console
+from zcache_forge.guest.ktap import KtapResult
+from zcache_forge.guest.qemu import GuestRun
+from zcache_forge.guest.scenarios import FS_PHASES, Scenario
 
 MIB = 1 << 20
 SECTOR = 512

@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from . import build, kernel, pipeline
-from .qemutest import FRAGMENTS
+from zcache_forge import kernel
+from zcache_forge.guest.qemutest import FRAGMENTS
+from zcache_forge.kernel import build
+from zcache_forge.series import pipeline
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from .errors import ForgeError
+from zcache_forge.errors import ForgeError
 
 PARSER = Path("tools/testing/kunit/kunit_parser.py")
 PRINTER = Path("tools/testing/kunit/kunit_printer.py")
@@ -70,7 +70,7 @@ class KtapResult:
 
 def default_source() -> Path:
     """The kernel source tree invoke qemu-test and invoke bench build from (and check out there)."""
-    from .kernel import cache_dir
+    from zcache_forge.kernel import cache_dir
 
     return cache_dir() / "src"
 

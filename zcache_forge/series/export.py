@@ -9,15 +9,18 @@ from pathlib import Path
 
 import git
 
-from . import replay
-from .apply import NOTES_REF, start_ref
-from .checkpatch import is_cover
-from .errors import ForgeError
-from .kernel import git_cmd, ident_env
-from .series import Series, SeriesFile
+from zcache_forge.errors import ForgeError
+from zcache_forge.kernel import git_cmd, ident_env
+from zcache_forge.mail.sentrecord import FILE as SENT_RECORD
+from zcache_forge.series import Series, SeriesFile, replay
+from zcache_forge.series.apply import NOTES_REF, start_ref
+from zcache_forge.series.checkpatch import is_cover
 
 SUBJECT_PLACEHOLDER = "*** SUBJECT HERE ***"
 BLURB_PLACEHOLDER = "*** BLURB HERE ***"
+
+# Files of a version folder that format_patch keeps when it rewrites the folder.
+KEEP = (SENT_RECORD,)
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +104,9 @@ def format_patch(repo: git.Repo, sf: SeriesFile, series: Series, kernel_base: st
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    for name in KEEP:  # what send-patches recorded stays with the version, whatever is regenerated
+        if (out / name).is_file():
+            shutil.copy2(out / name, tmp / name)
     if out.exists():
         old = out.parent / f".{out.name}.old-{os.getpid()}"
         out.rename(old)

@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 import git
 from gitdb import IStream
 
-from .kernel import cache_dir, git_cmd, ident_env
-from .render import RenderedPatch
-from .series import Series, SeriesFile
+from zcache_forge.kernel import cache_dir, git_cmd, ident_env
+from zcache_forge.series import Series, SeriesFile
+from zcache_forge.series.render import RenderedPatch
 
 NOTES_REF = "refs/notes/zcache-forge"
 

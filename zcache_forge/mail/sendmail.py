@@ -1,8 +1,9 @@
 """send-patches: the send plan and the git send-email run.
 
 Message-IDs are derived from the change-id, the version, the patch number and a hash of the
-version's files, so they are the same every time a version is (re)sent, and a v<N> cover letter
-can reply to v<N-1>'s.
+version's files, so they are the same every time the same files are (re)sent. What was really
+sent is recorded in the version's sent.yaml, and a v<N> cover letter replies to the Message-Id
+recorded there for v<N-1>.
 
 Every send is first run as `git send-email --dry-run` and git's own log is compared with the
 plan (recipients, Message-ID, threading); only then, and only when asked, is it sent.
@@ -17,19 +18,28 @@ import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import git
 
-from . import kernel, stamps
-from .apply import branch_name
-from .errors import ForgeError
-from .export import series_dir
-from .patchfile import PatchFile, address
-from .preflight import checked_patches
-from .recipients import Maintainers, Recipients, cover_recipients, patch_recipients, touched_paths
-from .run import run
-from .series import Series, SeriesFile
+from zcache_forge import kernel
+from zcache_forge.errors import ForgeError
+from zcache_forge.mail import sentrecord
+from zcache_forge.mail.preflight import checked_patches
+from zcache_forge.mail.recipients import (
+    Maintainers,
+    Recipients,
+    cover_recipients,
+    patch_recipients,
+    touched_paths,
+)
+from zcache_forge.run import run, stream
+from zcache_forge.series import Series, SeriesFile, replay, stamps
+from zcache_forge.series.apply import branch_name, start_ref
+from zcache_forge.series.checkpatch import is_cover
+from zcache_forge.series.export import series_dir
+from zcache_forge.series.patchfile import PatchFile, address
 
 log = logging.getLogger(__name__)
 
@@ -109,12 +119,19 @@ def message_id(series: Series, version: int, number: int, key: str, domain: str)
     return f"<{series.change_id}-v{version}-{number}-{key[:12]}@{domain}>"
 
 
-def previous_cover_id(series: Series, patches_root: Path, domain: str) -> str:
+def previous_cover_id(series: Series, patches_root: Path) -> str | None:
+    """The Message-Id v<N-1>'s cover letter was sent with, from its sent record; None (and one line
+    saying so) without a record. Never recomputed from v<N-1>'s files: they may have been
+    regenerated since, and a reply to a Message-Id that never went out threads nowhere."""
     prev = patches_root / series.name / f"v{series.version - 1}"
-    if not prev.is_dir():
-        raise ForgeError(f"{series.where}.in_reply_to_previous: {prev} not found; the v{series.version - 1} "
-                         "cover letter's Message-ID is derived from its files")
-    return message_id(series, series.version - 1, 0, stamps.folder_key(prev), domain)
+    rec = sentrecord.load(prev)
+    cover = rec.cover_message_id() if rec else None
+    if cover is None:
+        why = "has no cover letter" if rec else "not found"
+        log.warning("%s v%d: %s %s (v%d not sent with send-patches --send, or the record is not committed): "
+                    "the cover letter gets no In-Reply-To", series.name, series.version,
+                    sentrecord.path(prev), why, series.version - 1)
+    return cover
 
 
 def series_tip(repo: git.Repo, series: Series) -> str:
@@ -125,13 +142,63 @@ def series_tip(repo: git.Repo, series: Series) -> str:
                          f"for {series.name} v{series.version} first") from None
 
 
+def _recorded_base(folder: Path) -> str | None:
+    covers = [f for f in stamps.patch_files(folder) if is_cover(f)]
+    m = re.search(r"^base-commit: ([0-9a-f]{40})$", covers[0].read_text(), re.M) if covers else None
+    return m.group(1) if m else None
+
+
+def ensure_tip(repo: git.Repo, sf: SeriesFile, series: Series, patches_root: Path) -> str:
+    """The series tip for get_maintainer.pl: its branch when build-patches made it here, else
+    rebuilt from the committed patches/ of the series and those it stands on (a fresh clone):
+    applied on the base-commit their cover letter records, or on the series file's base
+    (imported when absent) when that commit is not in the cache."""
+    try:
+        return series_tip(repo, series)
+    except ForgeError:
+        pass
+    tip: str | None = None
+    for s in sf.chain(series.name):
+        try:
+            tip = series_tip(repo, s)
+            continue
+        except ForgeError:
+            pass
+        folder = series_dir(patches_root, s)
+        if tip is None:
+            recorded = _recorded_base(folder)
+            if recorded and _has_commit(repo, recorded):
+                tip = recorded
+            else:
+                tip = kernel.base_commit(repo, sf.base)
+                if recorded and recorded != tip:
+                    log.warning("%s v%d: base-commit %s of %s is not in %s; applying on the series file's "
+                                "base %s (Linux %s) instead", s.name, s.version, recorded[:12], folder.name,
+                                repo.git_dir, tip[:12], kernel.version_at(repo, tip))
+        start = tip
+        tip = replay.replay(repo, folder, start)
+        kernel.git_cmd(repo, "update-ref", f"refs/heads/{branch_name(s)}", tip)
+        kernel.git_cmd(repo, "update-ref", start_ref(s.name, s.version), start)
+        log.info("%s v%d: no branch in the cache; rebuilt %s from %s", s.name, s.version, branch_name(s),
+                 folder)
+    assert tip is not None
+    return tip
+
+
+def _has_commit(repo: git.Repo, sha: str) -> bool:
+    try:
+        kernel.git_cmd(repo, "cat-file", "-e", f"{sha}^{{commit}}")
+        return True
+    except ForgeError:
+        return False
+
 
 def make_plan(sf: SeriesFile, series: Series, patches_root: Path, sender: str) -> Plan:
     """Check the version folder, compute every message's recipients, IDs and threading."""
     folder = series_dir(patches_root, series)
     patches = checked_patches(series, patches_root)
     repo = kernel.work_repo()
-    tip = series_tip(repo, series)
+    tip = ensure_tip(repo, sf, series, patches_root)
     with tempfile.TemporaryDirectory(prefix="zcf-maint-", dir=kernel.cache_dir()) as tmp:
         maintainers = Maintainers(repo, tip, touched_paths(patches[1:]), Path(tmp))
         with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
@@ -139,7 +206,7 @@ def make_plan(sf: SeriesFile, series: Series, patches_root: Path, sender: str) -
     key = stamps.folder_key(folder)
     domain = sf.author_email.rpartition("@")[2]
     ids = [message_id(series, series.version, i, key, domain) for i in range(len(patches))]
-    first_reply = previous_cover_id(series, patches_root, domain) if series.in_reply_to_previous else None
+    first_reply = previous_cover_id(series, patches_root) if series.in_reply_to_previous else None
     messages = [Message(patches[0], 0, ids[0], first_reply, cover_recipients(sf, each, sender))]
     messages += [Message(p, i, ids[i], ids[0], each[i - 1]) for i, p in enumerate(patches[1:], start=1)]
     for m in messages:
@@ -302,16 +369,67 @@ def prepare(plan: Plan, smtp: Smtp, cwd: Path) -> Prepared:
     return Prepared(plan, files, dry)
 
 
+# git send-email (perl) buffers its log when stdout is a pipe: this makes it flush each line, so
+# that every message is reported as it goes out.
+AUTOFLUSH_MODULE = "ZcacheForgeAutoflush"
+AUTOFLUSH_SOURCE = f"package {AUTOFLUSH_MODULE};\nuse IO::Handle;\nSTDOUT->autoflush(1);\n1;\n"
+
+
+def _autoflush_env(tmp: Path) -> dict[str, str]:
+    (tmp / f"{AUTOFLUSH_MODULE}.pm").write_text(AUTOFLUSH_SOURCE)
+    lib = os.pathsep.join(filter(None, [str(tmp), os.environ.get("PERL5LIB")]))
+    opt = " ".join(filter(None, [os.environ.get("PERL5OPT"), f"-M{AUTOFLUSH_MODULE}"]))
+    return {"PERL5LIB": lib, "PERL5OPT": opt}
+
+
+def _record_entry(m: Message, got: Logged) -> dict[str, object]:
+    h = got.headers
+    return {"number": m.number, "file": m.patch.path.name, "subject": h.get("subject", m.patch.subject),
+            "message_id": h.get("message-id"), "in_reply_to": h.get("in-reply-to"), "date": h.get("date"),
+            "to": sentrecord.split_addresses(h.get("to")), "cc": sentrecord.split_addresses(h.get("cc")),
+            "envelope": list(got.rcpt)}
+
+
+def already_sent(plan: Plan) -> str | None:
+    rec = sentrecord.load(plan.folder)
+    return None if rec is None else f"{plan.folder} was already sent on {rec.last_date()} ({rec.path.name})"
+
+
 def send(prepared: Prepared, smtp: Smtp, cwd: Path) -> str:
-    """Send for real; return git send-email's log (checked against the plan)."""
+    """Send for real, one progress line per message; record what went out in the version's
+    sent.yaml (also after a failure half way); return git send-email's log (checked against the plan)."""
     plan = prepared.plan
-    log.info("sending %s v%d: %d messages via %s", plan.series, plan.version, len(prepared.files),
-             smtp.describe())
-    sent = _send_email(plan, prepared.files, smtp, cwd, dry_run=False)
-    problems = verify(plan, parse_log(sent))
+    total = len(prepared.files)
+    log.info("sending %s v%d: %d messages via %s", plan.series, plan.version, total, smtp.describe())
+    argv = send_email_argv(plan, prepared.files, smtp, dry_run=False)
+    count = 0
+
+    def progress(line: str) -> None:
+        nonlocal count
+        if line.startswith("Result:") and count < total:
+            m = plan.messages[count]
+            count += 1
+            log.info("sent %d/%d %s v%d: %s %s (%s)", count, total, plan.series, plan.version,
+                     m.patch.subject, m.message_id, line.partition(":")[2].strip())
+
+    started = datetime.now(UTC).replace(microsecond=0).isoformat()
+    with tempfile.TemporaryDirectory(prefix="zcf-perl-") as tmp:
+        rc, out, err = stream(argv, progress, cwd=cwd, env={**smtp.env(), **_autoflush_env(Path(tmp))})
+    logged = parse_log(out)
+    entries = [_record_entry(m, got) for m, got in zip(plan.messages, logged, strict=False)]
+    if entries:
+        rec = sentrecord.append(plan.folder, plan.series, plan.version, {
+            "date": started, "complete": rc == 0 and len(entries) == total, "via": smtp.describe(),
+            "command": argv, "messages": entries})
+        log.info("%s: %d of %d messages recorded; commit it with patches/", rec, len(entries), total)
+    if rc != 0:
+        tail = "\n".join(err.strip().splitlines()[-15:])
+        raise ForgeError(f"git send-email of {plan.series} v{plan.version} failed (exit {rc}) after "
+                         f"{len(entries)} of {total} messages:\n{tail}")
+    problems = verify(plan, logged)
     if problems:
         raise ForgeError("git send-email sent something else than planned:\n" + "\n".join(problems))
-    return sent
+    return out
 
 
 def _send_email(plan: Plan, files: list[Path], smtp: Smtp, cwd: Path, dry_run: bool) -> str:

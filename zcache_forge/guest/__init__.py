@@ -1,0 +1,1 @@
+"""The guest: its initramfs, QEMU, the scenarios, the console protocol and the verdict."""

@@ -1,0 +1,1 @@
+"""send-patches: pre-flight checks, recipients, the git send-email run and the record of what was sent."""
