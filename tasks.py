@@ -40,11 +40,15 @@ class ForgeTask(Task):
     "json": "print the result as JSON instead of a table",
     "build": "also build the guest kernel after every patch (W=1; zcache's files must not warn); "
              "send-patches needs this check",
+    "boot": "with --build: also boot each patch's kernel on the smoke scenario (through zcache once it "
+            "registers); stamped, send-patches shows it",
+    "accel": "with --boot: tcg or kvm (default: probe)",
 })
 def build_patches(c, series_file="series.yaml", series=None, out="patches", check=True, json=False,
-                  build=False):
+                  build=False, boot=False, accel=None):
     """Render zcache from templates, commit it on the kernel base, export with git format-patch."""
-    sys.exit(cli.build_patches(ROOT / series_file, ROOT / out, series or None, check, json, build))
+    sys.exit(cli.build_patches(ROOT / series_file, ROOT / out, series or None, check, json, build,
+                               boot, accel))
 
 
 
@@ -79,6 +83,16 @@ def bench(c, scenario=None, backend=None, reps=None, accel=None, json=False, cov
     """zcache against zswap (zbud, zsmalloc) and plain swap: same kernel, same scenarios, each disk model."""
     sys.exit(cli.bench(ROOT / series_file, ROOT / "patches", scenario or None, backend or None, reps, accel,
                        json, ROOT / "results", cover, pool_percent, disk or None))
+
+
+@task(klass=ForgeTask, help={
+    "series_file": "the series YAML (default: series.yaml; a temporary copy is edited, never this one)",
+    "accel": "tcg or kvm (default: probe, which is timed as a step)",
+    "json": "print the figures as JSON",
+})
+def bench_loop(c, series_file="series.yaml", accel=None, json=False):
+    """Time the edit loop: touch a zcache template comment, build-patches, rebuild, boot smoke, verdict."""
+    sys.exit(cli.bench_loop(ROOT / series_file, accel, json))
 
 
 @task(klass=ForgeTask)

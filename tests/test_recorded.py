@@ -133,7 +133,9 @@ def test_evaluate_is_pure_on_typed_records(overpool):
     again = judge.evaluate(job, con, [], judge.RunOutcome(seconds=70.0, accel="kvm"))
     assert first == again and first.passed
     timed_out = judge.evaluate(job, con, [], judge.RunOutcome("timeout", None, 301.0))
-    assert timed_out.reasons == ["timed out after 301 s (limit 300 s): QEMU was killed"]
+    assert timed_out.reasons == ["timeout: wall-clock limit 900 s: QEMU was killed after 301 s; the console "
+                                 "said last: 'ZCF-DONE status=0'"]
+    assert timed_out.ended_by == "timeout: wall-clock limit 900 s"
 
 
 # ---------------------------------------------------------------- ktap on a recorded KUnit boot
@@ -195,7 +197,8 @@ def test_bench_cells_from_recorded_logs(tmp_path, overpool):
     assert truncated.result.reasons[0].startswith("unreadable ZCF-RESULT line at console line 52: ")
     died = bench.measure(zc, guest_run(tmp_path, "bench-zcache-died", "timeout", None, 301.0))
     assert not died.passed
-    assert died.result.reasons[0] == "timed out after 301 s (limit 300 s): QEMU was killed"
+    assert died.result.reasons[0] == ("timeout: wall-clock limit 900 s: QEMU was killed after 301 s; the "
+                                      "console said last: 'memhog: w0: pass 2 90%'")
 
     res = bench.BenchResult(image=SimpleNamespace(), accelerator="kvm", reps=2, disks=("ssd",), complete=True)
     res.cells = [bench.Cell("zcache", "bench-overpool", "ssd", runs=[good, truncated]),
@@ -209,7 +212,8 @@ def test_bench_cells_from_recorded_logs(tmp_path, overpool):
     assert "| zcache (FAILED) | 151,171 | 22% |" in md
     assert "| plain-swap | 193,018 | 0% |" in md
     assert "- zcache on the ssd disk failed: unreadable ZCF-RESULT line at console line 52: " in md
-    assert "- zswap-zbud on the ssd disk failed: timed out after 301 s (limit 300 s): QEMU was killed" in md
+    assert ("- zswap-zbud on the ssd disk failed: timeout: wall-clock limit 900 s: QEMU was killed after "
+            "301 s") in md
     data = res.to_dict({"series": "s", "series_version": 1, "kernel_commit": "0" * 40, "accelerator": "kvm",
                         "compressor": "lzo", "reps": 2, "pool_percent": 20})
     assert [c["passed"] for c in data["cells"]] == [False, True, False]

@@ -66,7 +66,8 @@ def test_kernel_args_carry_the_job(tmp_path):
     s = load_scenarios(path).get("small")
     # the default 20% pool, scaled from the guest's RAM to the 128 MiB the workloads compete for
     assert s.kernel_args() == ["zcache.max_pool_percent=9", "quiet", "zcf.name=small",
-                               "zcf.workloads=160:text:1:5", "zcf.recheck=1", "zcf.balloon=160"]
+                               "zcf.workloads=160:text:1:5", "zcf.recheck=1", "zcf.balloon=160",
+                               "zcf.heartbeat=10"]
     assert s.guest_ram_mib == 128 + 160
 
 

@@ -121,12 +121,33 @@ def test_warn_splat_counts_but_other_warnings_do_not():
 def test_truncated_log_after_timeout():
     lines = good_lines()
     cut = next(i for i, ln in enumerate(lines) if '"step": "swapoff"' in ln)
-    r = judge(scenario(), text(lines[:cut]), exit_kind="timeout", guest_status=None, seconds=170.2)
+    r = judge(scenario(), text(lines[:cut]), exit_kind="timeout", guest_status=None, seconds=510.2)
     assert not r.passed
-    assert r.reasons[0] == "timed out after 170 s (limit 170 s): QEMU was killed"
+    last = r.last_console
+    assert last and last in lines[cut - 1]
+    assert r.reasons[0] == ("timeout: wall-clock limit 510 s: QEMU was killed after 510 s; "
+                            f"the console said last: {last!r}")
+    assert r.ended_by == "timeout: wall-clock limit 510 s"
     assert "no ZCF-DONE line: the guest stopped before /init finished" in r.reasons
     assert "workload w0 (320 MiB mixed): no 'recheck' result" in r.reasons
     assert r.counters.keys() == {"before", "pressure"}
+
+
+def test_a_silent_console_is_a_hang_named_with_what_it_said_last():
+    lines = good_lines()
+    cut = next(i for i, ln in enumerate(lines) if '"step": "swapoff"' in ln)
+    stalled = [*lines[:cut], "memhog: w0: pass 3 70%"]
+    r = judge(scenario(), text(stalled), exit_kind="hang", guest_status=None, seconds=250,
+              ended_by="hang: console silent for 120 s", last_console="memhog: w0: pass 3 70%")
+    assert not r.passed
+    assert r.reasons[0] == ("hang: console silent for 120 s: QEMU was killed after 250 s; "
+                            "the console said last: 'memhog: w0: pass 3 70%'")
+    assert r.ended_by == "hang: console silent for 120 s"
+    data = json.loads(to_json([r]))[0]
+    assert data["ended_by"] == "hang: console silent for 120 s"
+    assert data["last_console"] == "memhog: w0: pass 3 70%"
+    # a guest that ended by itself says so
+    assert judge(scenario(), text(good_lines())).ended_by == "guest"
 
 
 def test_no_boot_record_quotes_the_last_15_lines():
@@ -230,6 +251,10 @@ def test_json_and_table():
 ])
 def test_decode_exit(code, timed_out, empty, expected):
     assert decode_exit(code, timed_out, empty) == expected
+
+
+def test_decode_exit_hang():
+    assert decode_exit(None, False, False, hung=True) == ("hang", None)
 
 
 def test_pages_left_unverified_fail():

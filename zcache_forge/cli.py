@@ -53,7 +53,7 @@ def table(headers: list[str], rows: list[list[object]]) -> str:
 
 
 def build_patches(series_file: Path, out: Path, only: list[str] | None, check: bool, as_json: bool,
-                  build: bool = False) -> int:
+                  build: bool = False, boot: bool = False, accel: str | None = None) -> int:
     def go(opts: options.BuildPatchesOptions) -> int:
         from zcache_forge.series import patchbuild
 
@@ -65,7 +65,10 @@ def build_patches(series_file: Path, out: Path, only: list[str] | None, check: b
             for s in res.series:
                 for r in checkpatch.check_series(tree, s.files):
                     checks[str(r.patch)] = r
-        builds = patchbuild.build_every_patch(res) if build else []
+        if boot and not build:
+            raise ForgeError("--boot boots each patch's kernel: it needs --build")
+        booter = patchbuild.Booter(kernel.cache_dir() / "runs" / "patches", accel) if boot else None
+        builds = patchbuild.build_every_patch(res, booter) if build else []
         built = {(p.series, p.number): p for sb in builds for p in sb.patches}
         rows = []
         for s in res.series:
@@ -75,7 +78,8 @@ def build_patches(series_file: Path, out: Path, only: list[str] | None, check: b
                 pb = built.get((s.name, patches.index(f) + 1)) if f in patches else None
                 rows.append([s.name, f"v{s.version}", f.name,
                              f"{r.errors}/{r.warnings}/{r.checks}" if r else "-",
-                             f"{pb.status} {pb.seconds:.0f} s" if pb else "-"])
+                             f"{pb.status} {pb.seconds:.0f} s" if pb else "-",
+                             *([pb.boot.cell() if pb and pb.boot else "-"] if boot else [])])
         data = {
             "kernel_base": res.kernel_base,
             "base_version": res.base_version,
@@ -90,7 +94,8 @@ def build_patches(series_file: Path, out: Path, only: list[str] | None, check: b
         if as_json:
             print(jsonlib.dumps(data, indent=2))
         else:
-            print(table(["series", "version", "file", "checkpatch E/W/C", "build"], rows))
+            print(table(["series", "version", "file", "checkpatch E/W/C", "build",
+                         *(["boot (smoke)"] if boot else [])], rows))
             print(f"kernel base {res.kernel_base[:12]} (Linux {res.base_version}); "
                   f"{sum(len(s.files) for s in res.series)} files in {res.seconds:.1f} s")
             if not build:
@@ -107,14 +112,20 @@ def build_patches(series_file: Path, out: Path, only: list[str] | None, check: b
             for m in p.messages:
                 print(f"  {m}", file=sys.stderr)
             print(f"  full log: {p.log}", file=sys.stderr)
+        unbooted = [p for sb in builds for p in sb.patches if p.boot and not p.boot.passed and p.passed]
+        for p in unbooted:
+            print(f"boot: {p.series} patch {p.number} ({p.subject}) failed its smoke boot:", file=sys.stderr)
+            for reason in p.boot.reasons:
+                print(f"  {reason}", file=sys.stderr)
+            print(f"  console: {p.boot.console_log}", file=sys.stderr)
         if check:
             _record_check_stamps(res, checks)
         if build:
-            _record_build_stamps(res, builds)
-        return EXIT_FAILED if bad or failed else 0
+            _record_build_stamps(res, builds, boot)
+        return EXIT_FAILED if bad or failed or unbooted else 0
 
     return _guard("build-patches", go, lambda: options.check(options.BuildPatchesOptions, series_file,
-                                                              series=only))
+                                                              series=only, boot=boot, accel=accel))
 
 
 
@@ -217,6 +228,29 @@ def bench(series_file: Path, out: Path, scenario_names: list[str] | None, backen
     return _guard("bench", go, check)
 
 
+def bench_loop(series_file: Path, accel: str | None, as_json: bool) -> int:
+    """Time the edit loop: touch a template comment, build-patches, kernel rebuild, smoke boot, verdict."""
+    from zcache_forge.bench import loop as benchloop
+
+    def go(opts: options.BenchLoopOptions) -> int:
+        res = benchloop.run_loop(series_file, kernel.cache_dir() / "runs" / "bench-loop", accel)
+        if as_json:
+            print(jsonlib.dumps(res.to_dict(), indent=2))
+        else:
+            rows = [[name, f"{secs:.1f}"] for name, secs in res.steps]
+            rows.append(["total", f"{res.total:.1f}"])
+            print(table(["step", "seconds"], rows))
+            v = res.verdict
+            print(f"touched {res.touched}; warm-up build {res.warmup_seconds:.0f} s (not counted); "
+                  f"accelerator {res.accelerator}; smoke {'PASS' if res.passed else 'FAIL'}"
+                  f"{'' if v is None else f' in {v.seconds:.1f} s of guest time'}")
+            for reason in v.reasons if v else []:
+                print(f"smoke: {reason}")
+        return 0 if res.passed else EXIT_FAILED
+
+    return _guard("bench-loop", go, lambda: options.check(options.BenchLoopOptions, series_file, accel=accel))
+
+
 def _record_check_stamps(res: pipeline.BuildResult, checks: dict[str, checkpatch.CheckResult]) -> None:
     """Stamp each exported version folder with its checkpatch outcome: send-patches needs a pass."""
     from zcache_forge.series import stamps
@@ -232,9 +266,11 @@ def _record_check_stamps(res: pipeline.BuildResult, checks: dict[str, checkpatch
         })
 
 
-def _record_build_stamps(res: pipeline.BuildResult, builds: list[patchbuild.SeriesBuild]) -> None:
-    """Stamp each exported version folder with its build check: send-patches needs a pass."""
-    from zcache_forge.series import stamps
+def _record_build_stamps(res: pipeline.BuildResult, builds: list[patchbuild.SeriesBuild],
+                         boot: bool = False) -> None:
+    """Stamp each exported version folder with its build check: send-patches needs a pass.
+    With boot, also the smoke boot of every patch (send-patches shows it)."""
+    from zcache_forge.series import patchbuild, stamps
 
     by_name = {sb.name: sb for sb in builds}
     for s in res.series:
@@ -245,6 +281,14 @@ def _record_build_stamps(res: pipeline.BuildResult, builds: list[patchbuild.Seri
             "config": "guest", "patches": len(sb.patches),
             "failed": [f"{p.number} {p.subject}: {p.status}" for p in sb.patches if not p.passed],
         })
+        if boot:
+            stamps.record(s.files[0].parent, "boot", sb.booted, {
+                "scenario": patchbuild.BOOT_SCENARIO, "patches": len(sb.patches),
+                "through_zcache": [p.number for p in sb.patches if p.boot and p.boot.through_zcache],
+                "failed": [f"{p.number} {p.subject}: {'; '.join(p.boot.reasons) if p.boot else 'not booted'}"
+                           for p in sb.patches if not (p.boot and p.boot.passed)],
+                "seconds": [round(p.boot.seconds, 1) if p.boot else None for p in sb.patches],
+            })
 
 
 def send_patches(series_file: Path, out: Path, names: list[str] | None, send: bool, force: bool,

@@ -35,6 +35,12 @@ Port = Int(1, 65535, text=True)
 
 class BuildPatchesOptions(Strict):
     series: list[SeriesName] = []
+    boot: bool = False
+    accel: Accel | None = None
+
+
+class BenchLoopOptions(Strict):
+    accel: Accel | None = None
 
 
 class QemuTestOptions(Strict):

@@ -25,7 +25,7 @@ from zcache_forge import kernel, report
 from zcache_forge.errors import ForgeError
 from zcache_forge.guest import initramfs, judge, qemu, scenarios
 
-if TYPE_CHECKING:  # qemutest imports report, which imports this module: a cycle at run time
+if TYPE_CHECKING:  # qemutest imports report, which imports this module
     from zcache_forge.guest.qemutest import KernelImage
 
 log = logging.getLogger(__name__)
@@ -191,7 +191,8 @@ def _unjudged(job: scenarios.Scenario, run: qemu.GuestRun, why: str) -> judge.Sc
     return judge.ScenarioResult(
         name=job.name, backend=job.backend, passed=False, reasons=[f"could not judge the run: {why}"],
         workloads=[], counters={}, accelerator=run.accel, seconds=round(run.seconds, 2), splats=[],
-        exit_kind=run.exit_kind, guest_status=run.guest_status, console_log=str(run.console_log))
+        exit_kind=run.exit_kind, guest_status=run.guest_status, console_log=str(run.console_log),
+        ended_by=run.ended_by, last_console=run.last_console, max_silence_s=run.max_silence_s)
 
 
 def measure(job: scenarios.Scenario, run: qemu.GuestRun, kunit_src: Path | None = None) -> Run:

@@ -30,12 +30,15 @@ EPH_COUNTERS = ("eph_puts", "eph_gets", "failed_eph_gets", "eph_flushes", "eph_z
 class RunOutcome:
     """How QEMU ended, as far as the verdict cares."""
 
-    exit_kind: str = "exit"  # "exit", "reset", "timeout", "qemu-error" (qemu.GuestRun.exit_kind)
+    exit_kind: str = "exit"  # "exit", "reset", "hang", "timeout", "qemu-error" (qemu.GuestRun.exit_kind)
     guest_status: int | None = 0
     seconds: float = 0.0
     accel: str = ""
     qemu_stderr: str = ""
     console_log: Path | None = None
+    ended_by: str = "guest"  # the watchdog's words when it killed QEMU
+    last_console: str = ""  # the console's last line when the run ended ("": take it from the console)
+    max_silence_s: float | None = None  # the console's longest silence (None: not measured)
 
 
 @dataclass
@@ -59,6 +62,10 @@ class ScenarioResult:
     console_log: str | None = None
     kunit: list[KtapResult] = field(default_factory=list)  # KUnit results, when the kernel has tests
     parse_errors: list[ParseError] = field(default_factory=list)  # ZCF-RESULT lines that could not be read
+    # what ended the run: "guest", "hang: console silent for 120 s", "timeout: wall-clock limit 900 s"
+    ended_by: str = "guest"
+    last_console: str = ""  # the console's last line when the run ended
+    max_silence_s: float | None = None  # the console's longest silence (None: not measured)
     fs: list[dict[str, Any]] = field(default_factory=list)  # filehog's records as printed (the fs job)
 
 
@@ -76,9 +83,19 @@ def _delta(counters: dict[str, dict[str, float]], key: str, start: str, end: str
     return None if a is None or b is None else b - a
 
 
-def exit_reasons(out: RunOutcome, scenario: Scenario) -> list[str]:
-    if out.exit_kind == "timeout":
-        return [f"timed out after {out.seconds:.0f} s (limit {scenario.timeout_s} s): QEMU was killed"]
+def ended_by(out: RunOutcome, scenario: Scenario) -> str:
+    """The watchdog's words for a killed run ("guest" when QEMU exited by itself)."""
+    if out.exit_kind not in ("hang", "timeout") or out.ended_by not in ("", "guest"):
+        return out.ended_by or "guest"
+    if out.exit_kind == "hang":
+        return f"hang: console silent for {scenario.silence_timeout_s} s"
+    return f"timeout: wall-clock limit {scenario.wall_limit_s} s"
+
+
+def exit_reasons(out: RunOutcome, scenario: Scenario, last_console: str = "") -> list[str]:
+    if out.exit_kind in ("hang", "timeout"):
+        return [f"{ended_by(out, scenario)}: QEMU was killed after {out.seconds:.0f} s; the console said "
+                f"last: {last_console or '(nothing)'!r}"]
     if out.exit_kind == "qemu-error":
         said = out.qemu_stderr.strip().splitlines()[-1:] or ["(nothing on stderr)"]
         return [f"QEMU failed: {said[0]}"]
@@ -361,7 +378,8 @@ def evaluate(scenario: Scenario, con: Console, kunit: list[KtapResult],
              outcome: RunOutcome = RunOutcome()) -> ScenarioResult:
     """The verdict on one run: every rule applied to the parsed console and how QEMU ended."""
     counters = counters_by_phase(con)
-    reasons = exit_reasons(outcome, scenario) + boot_reasons(con, scenario)
+    last_console = outcome.last_console or (con.tail[-1] if con.tail else "")
+    reasons = exit_reasons(outcome, scenario, last_console) + boot_reasons(con, scenario)
     if con.boots:
         reasons += done_reasons(con) + workload_reasons(scenario, con)
         if scenario.fs_mib:  # the file-system job runs instead of the workloads: nothing need swap
@@ -381,17 +399,20 @@ def evaluate(scenario: Scenario, con: Console, kunit: list[KtapResult],
         steps=[s.raw for s in con.steps],
         summary={**summary(con, counters), **(fs_summary(con, counters) if scenario.fs_mib else {})},
         console_log=str(outcome.console_log) if outcome.console_log else None, kunit=kunit,
-        parse_errors=con.errors, fs=[r.raw for r in con.fs])
+        parse_errors=con.errors, ended_by=ended_by(outcome, scenario), last_console=last_console,
+        max_silence_s=outcome.max_silence_s, fs=[r.raw for r in con.fs])
 
 
 def judge(scenario: Scenario, console_text: str, *, exit_kind: str = "exit", guest_status: int | None = 0,
           seconds: float = 0.0, accel: str = "", qemu_stderr: str = "", console_log: Path | None = None,
-          kunit_src: Path | None = None) -> ScenarioResult:
+          kunit_src: Path | None = None, ended_by: str = "guest", last_console: str = "",
+          max_silence_s: float | None = None) -> ScenarioResult:
     """Judge one run of scenario from its console text and how QEMU ended. KTAP on the console is read
     with the KUnit parser of the kernel tree kunit_src (default: ktap.default_source())."""
     con = parse_console(console_text)
     return evaluate(scenario, con, ktap.parse_ktap(con.lines, kunit_src),
-                    RunOutcome(exit_kind, guest_status, seconds, accel, qemu_stderr, console_log))
+                    RunOutcome(exit_kind, guest_status, seconds, accel, qemu_stderr, console_log, ended_by,
+                               last_console, max_silence_s))
 
 
 def judge_run(scenario: Scenario, run: GuestRun, kunit_src: Path | None = None) -> ScenarioResult:
@@ -402,4 +423,5 @@ def judge_run(scenario: Scenario, run: GuestRun, kunit_src: Path | None = None) 
         text = ""
     return judge(scenario, text, exit_kind=run.exit_kind, guest_status=run.guest_status,
                  seconds=run.seconds, accel=run.accel, qemu_stderr=run.qemu_stderr,
-                 console_log=run.console_log, kunit_src=kunit_src)
+                 console_log=run.console_log, kunit_src=kunit_src, ended_by=run.ended_by,
+                 last_console=run.last_console, max_silence_s=run.max_silence_s)

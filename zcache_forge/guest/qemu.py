@@ -2,7 +2,12 @@
 
 The guest's serial console goes to a file; the guest ends the run by writing
 its status to the isa-debug-exit device, which makes QEMU exit with
-(status << 1) | 1. A wall-clock timeout kills QEMU if the guest hangs.
+(status << 1) | 1.
+
+A guest that hangs is told by its console going silent: the watchdog kills QEMU when the
+console has said nothing for the scenario's silence_timeout_s (a slow guest that keeps
+printing progress is not a hung one). A wall-clock limit stays as a generous backstop for a
+guest that keeps printing but never ends.
 """
 
 from __future__ import annotations
@@ -12,8 +17,10 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from zcache_forge.errors import ForgeError
 from zcache_forge.guest.scenarios import Scenario
@@ -75,13 +82,20 @@ class GuestRun:
 
     name: str
     console_log: Path
-    exit_kind: str  # "exit" (isa-debug-exit), "reset" (guest rebooted/powered off), "timeout", "qemu-error"
+    # "exit" (isa-debug-exit), "reset" (guest rebooted/powered off), "hang" (killed: console
+    # silent), "timeout" (killed: wall-clock limit), "qemu-error"
+    exit_kind: str
     guest_status: int | None  # the status /init passed to isa-debug-exit
-    qemu_exit_code: int | None  # None if QEMU was killed on timeout
+    qemu_exit_code: int | None  # None if QEMU was killed (hang or timeout)
     seconds: float
     accel: str
     argv: list[str] = field(default_factory=list)
     qemu_stderr: str = ""
+    # what ended the run: "guest" (QEMU exited by itself), or the watchdog's words:
+    # "hang: console silent for 120 s" / "timeout: wall-clock limit 900 s"
+    ended_by: str = "guest"
+    last_console: str = ""  # the console's last non-empty line when the run ended
+    max_silence_s: float = 0.0  # the console's longest silence during the run
 
 
 @dataclass(frozen=True)
@@ -97,8 +111,9 @@ class _Boot:
     swap_imgs: tuple[Path, ...]  # virtio disks /dev/vda, /dev/vdb, ...
     workdir: Path
     accel: str
-    timeout_s: float
+    timeout_s: float  # the wall-clock backstop
     disk: DiskModel = DISK_MODELS[0]  # the speed of every swap disk (default: host, unthrottled)
+    silence_timeout_s: float | None = None  # kill QEMU when the console is silent this long
     data_imgs: tuple[Path, ...] = ()  # more virtio disks after the swap disks, never throttled (the fs disk)
 
 
@@ -172,13 +187,17 @@ def last_line(path: Path, max_bytes: int = 4096) -> str:
     return lines[-1] if lines else ""
 
 
-def decode_exit(code: int | None, timed_out: bool, console_empty: bool) -> tuple[str, int | None]:
+def decode_exit(code: int | None, timed_out: bool, console_empty: bool,
+                hung: bool = False) -> tuple[str, int | None]:
     """(exit kind, guest status) from QEMU's exit code.
 
     isa-debug-exit makes QEMU exit with (status << 1) | 1, so odd codes come
     from the guest. QEMU itself exits 1 when it cannot start; that is told
     apart from "guest status 0" by the guest never having written anything.
+    hung/timed_out: the watchdog killed QEMU (console silent / wall-clock limit).
     """
+    if hung:
+        return "hang", None
     if timed_out:
         return "timeout", None
     if code == 0:
@@ -197,20 +216,57 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         log.warning("QEMU (pid %d) did not die after SIGKILL", proc.pid)
 
 
-def _watch(proc: subprocess.Popen[bytes], b: _Boot, console: Path, start: float) -> bool:
-    """Wait for QEMU to exit, logging progress; True if it had to be killed on timeout."""
-    next_report = start + PROGRESS_EVERY_S
+@dataclass(frozen=True)
+class Ending:
+    """How the watchdog saw a process end: by itself (kind "exit"), or killed by it."""
+
+    kind: str  # "exit", "hang" (output silent too long) or "timeout" (wall-clock limit)
+    words: str  # "exited", "hang: console silent for 120 s", "timeout: wall-clock limit 900 s"
+    seconds: float
+    silent_s: float  # how long the output had been silent at the end
+    max_silent_s: float = 0.0  # the longest silence of the run (to tune silence limits by)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def watch(proc: subprocess.Popen[Any], output: Path, wall_limit_s: float, silence_limit_s: float | None,
+          name: str = "guest", poll_s: float = POLL_S, progress_every_s: float = PROGRESS_EVERY_S,
+          stop: Callable[[subprocess.Popen[Any]], None] = _stop) -> Ending:
+    """Wait for proc to exit, killing it when `output` (a file it appends to) has not grown for
+    silence_limit_s (a hang: silence counts from the start, so a guest that never prints is one
+    too), or when it has run wall_limit_s in all (the backstop for one that prints forever)."""
+    start = time.monotonic()
+    last_growth, last_size = start, _size(output)
+    next_report = start + progress_every_s
+    longest = 0.0
     while proc.poll() is None:
         now = time.monotonic()
-        if now - start > b.timeout_s:
-            log.warning("%s: timeout after %d s, killing QEMU", b.name, b.timeout_s)
-            _stop(proc)
-            return True
+        size = _size(output)
+        if size != last_size:
+            last_growth, last_size = now, size
+        silent = now - last_growth
+        longest = max(longest, silent)
+        if silence_limit_s is not None and silent >= silence_limit_s:
+            words = f"hang: console silent for {silence_limit_s:.0f} s"
+            log.warning("%s: %s, killing it (last line: %r)", name, words, last_line(output)[:120])
+            stop(proc)
+            return Ending("hang", words, time.monotonic() - start, silent, longest)
+        if now - start >= wall_limit_s:
+            words = f"timeout: wall-clock limit {wall_limit_s:.0f} s"
+            log.warning("%s: %s, killing it (last line: %r)", name, words, last_line(output)[:120])
+            stop(proc)
+            return Ending("timeout", words, time.monotonic() - start, silent, longest)
         if now >= next_report:
-            log.info("%s: %4.0f s  %s", b.name, now - start, last_line(console)[:120])
-            next_report += PROGRESS_EVERY_S
-        time.sleep(POLL_S)
-    return False
+            log.info("%s: %4.0f s  %s", name, now - start, last_line(output)[:120])
+            next_report += progress_every_s
+        time.sleep(poll_s)
+    now = time.monotonic()
+    return Ending("exit", "exited", now - start, now - last_growth, max(longest, now - last_growth))
 
 
 def _boot(b: _Boot) -> GuestRun:
@@ -227,28 +283,31 @@ def _boot(b: _Boot) -> GuestRun:
         except OSError as exc:
             raise ForgeError(f"cannot start {QEMU}: {exc}") from exc
         try:
-            timed_out = _watch(proc, b, console, start)
+            end = watch(proc, console, b.timeout_s, b.silence_timeout_s, b.name)
         except BaseException:
             _stop(proc)
             raise
     seconds = time.monotonic() - start
-    code = None if timed_out else proc.returncode
+    killed = end.kind != "exit"
+    code = None if killed else proc.returncode
     empty = not console.exists() or console.stat().st_size == 0
-    kind, status = decode_exit(code, timed_out, empty)
+    kind, status = decode_exit(code, end.kind == "timeout", empty, hung=end.kind == "hang")
     stderr_text = stderr_path.read_text(errors="replace").strip()
-    log.info("%s: QEMU %s (code %s, guest status %s) after %.1f s", b.name, kind, code, status, seconds)
+    log.info("%s: QEMU %s (code %s, guest status %s) after %.1f s; longest console silence %.1f s",
+             b.name, kind, code, status, seconds, end.max_silent_s)
     if kind == "qemu-error" and stderr_text:
         log.warning("%s: QEMU said: %s", b.name, stderr_text.splitlines()[-1])
     return GuestRun(name=b.name, console_log=console, exit_kind=kind, guest_status=status,
                     qemu_exit_code=code, seconds=seconds, accel=b.accel, argv=argv,
-                    qemu_stderr=stderr_text[-2000:])
+                    qemu_stderr=stderr_text[-2000:], ended_by=end.words if killed else "guest",
+                    last_console=last_line(console), max_silence_s=round(end.max_silent_s, 1))
 
 
 def _check_boot_files(kernel: Path, initrd: Path) -> None:
     if not kernel.is_file():
         raise ForgeError(f"kernel image {kernel} not found: build the guest kernel first")
     if not initrd.is_file():
-        raise ForgeError(f"initramfs {initrd} not found: build it with guest.build_initramfs()")
+        raise ForgeError(f"initramfs {initrd} not found: build it with initramfs.build_initramfs()")
 
 
 def kvm_usable() -> bool:
@@ -320,12 +379,13 @@ def run_guest(kernel: Path, initrd: Path, scenario: Scenario, workdir: Path,
     data_imgs = (make_fs_image(workdir / "fs.img", scenario.fs_disk_mib),) if scenario.fs_mib else ()
     b = _Boot(name=scenario.name, kernel=kernel, initrd=initrd, memory_mib=scenario.guest_ram_mib,
               cpus=scenario.cpus, append=[*BASE_APPEND, *scenario.kernel_args()], swap_imgs=swap_imgs,
-              workdir=workdir, accel=accel, timeout_s=scenario.timeout_s, disk=model, data_imgs=data_imgs)
+              workdir=workdir, accel=accel, timeout_s=scenario.wall_limit_s, disk=model,
+              silence_timeout_s=scenario.silence_timeout_s, data_imgs=data_imgs)
     log.info("%s: booting (%s, %d MiB RAM of which %d MiB balloon, %d CPU, %d MiB swap on %s disk, %s"
-             "timeout %d s)", scenario.name, accel, b.memory_mib, scenario.balloon_mib, b.cpus,
-             scenario.swap_mib, model.name,
+             "hang after %d s of console silence, wall-clock limit %d s)", scenario.name, accel,
+             b.memory_mib, scenario.balloon_mib, b.cpus, scenario.swap_mib, model.name,
              f"{scenario.fs_disk_mib} MiB ext4 on /dev/{scenario.fs_disk}, " if data_imgs else "",
-             scenario.timeout_s)
+             scenario.silence_timeout_s, scenario.wall_limit_s)
     try:
         return _boot(b)
     finally:

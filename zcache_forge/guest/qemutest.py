@@ -97,6 +97,11 @@ def build_kernel(series_file: Path, patches_root: Path, series_name: str | None 
     (default: the last series of the file) in the shared build directory of its config
     (guest, or debug: KASAN, lockdep, DEBUG_VM, fault injection)."""
     res = pipeline.build_patches(series_file, patches_root)
+    return build_tip(res, series_name, debug)
+
+
+def build_tip(res: pipeline.BuildResult, series_name: str | None = None, debug: bool = False) -> KernelImage:
+    """Build the kernel at the tip of series_name (default: the last series) of a build-patches result."""
     target = res.get(series_name) if series_name else res.series[-1]
     repo = kernel.work_repo()
     src = kernel.checkout(repo, target.tip, kernel.cache_dir() / "src")

@@ -42,6 +42,13 @@ MAX_WORKLOADS = 4
 DEFAULT_POOL_PERCENT = 20
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 # "pressure zcache.compress_poor > 0": phase, counter key, operator, integer
+# Hang detection: QEMU is killed when the guest's console says nothing for silence_timeout_s
+# (default below; TCG on a busy 2-core host). The guest's /init prints a heartbeat whenever the
+# swap and fault counters moved, every heartbeat_s, so a slow but working guest is never silent
+# that long; timeout_s * WALL_BACKSTOP is only the wall-clock backstop.
+DEFAULT_SILENCE_TIMEOUT_S = 120
+WALL_BACKSTOP = 3
+MAX_HEARTBEAT_S = 10
 EXPECT_RE = re.compile(r"^\s*(\S+)\s+([A-Za-z0-9_.-]+)\s*(==|!=|>=|<=|>|<)\s*(-?\d+)\s*$")
 
 
@@ -97,12 +104,23 @@ class Scenario:
     swapoff_under_load: bool = False  # swapoff and swapon /dev/vdb while the workloads run
     memcg_max_mib: int = 0     # run the workloads in a cgroup with this memory.max (0: none)
     load_fail_percent: int = 0  # fail this share of zcache's loads (fault attr zcache_fail_load)
-    silence_timeout_s: int | None = None  # console silence, in seconds, before the guest is called hung
+    silence_timeout_s: int = DEFAULT_SILENCE_TIMEOUT_S  # console silent this long: a hang, QEMU killed
     fs_mib: int = 0            # the file-system job: a file set of this size on an ext4 disk (0: none)
     fs_files: int = 8          # ... in this many files
     fs_seed: int = 1           # ... whose content is a function of this seed
     cleancache: bool = True    # False: boot with zcache.cleancache=0 (zcache keeps no clean file pages)
     expect_eph_hits: bool = False  # the fs job's second read must get pages back from zcache (eph_gets)
+
+    @property
+    def wall_limit_s(self) -> int:
+        """The wall-clock backstop: a guest that keeps printing is killed only after this."""
+        return self.timeout_s * WALL_BACKSTOP
+
+    @property
+    def heartbeat_s(self) -> int:
+        """How often the guest's /init prints a heartbeat (when its counters moved): a sixth of the
+        silence limit, so several heartbeats fit in it, at most MAX_HEARTBEAT_S."""
+        return max(1, min(MAX_HEARTBEAT_S, self.silence_timeout_s // 6))
 
     @property
     def fs_disk(self) -> str:
@@ -150,6 +168,7 @@ class Scenario:
             "zcf.workloads=" + ",".join(w.job() for w in self.workloads),
             f"zcf.recheck={1 if self.swapoff_recheck else 0}",
             f"zcf.balloon={self.balloon_mib}",
+            f"zcf.heartbeat={self.heartbeat_s}",
             *(["zcf.hotplug=1"] if self.hotplug else []),
             *([f"zcf.fault={self.fault_percent}"] if self.fault_percent else []),
             *([f"zcf.swaps={self.swap_devices}"] if self.swap_devices > 1 else []),
@@ -333,7 +352,8 @@ def _record(m: _ScenarioModel) -> Scenario:
         timeout_s=m.timeout_s, swapoff_recheck=m.swapoff_recheck, zpool=m.zpool, expect=tuple(m.expect),
         description=m.description, hotplug=m.hotplug, fault_percent=m.fault_percent,
         swap_devices=m.swap_devices, swapoff_under_load=m.swapoff_under_load, memcg_max_mib=m.memcg_max_mib,
-        load_fail_percent=m.load_fail_percent, silence_timeout_s=m.silence_timeout_s,
+        load_fail_percent=m.load_fail_percent,
+        silence_timeout_s=DEFAULT_SILENCE_TIMEOUT_S if m.silence_timeout_s is None else m.silence_timeout_s,
         fs_mib=m.fs_mib, fs_files=m.fs_files, fs_seed=m.fs_seed, cleancache=m.cleancache,
         expect_eph_hits=m.expect_eph_hits,
     )

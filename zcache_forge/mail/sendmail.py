@@ -443,7 +443,8 @@ def describe(plan: Plan, smtp: Smtp, missing: list[str]) -> str:
     """The plan as shown before anything is sent (never the password)."""
     checks = "all passed" if not missing else f"NOT passed: {', '.join(missing)} (sending needs --force)"
     lines = [f"{plan.series} v{plan.version}: {len(plan.messages)} messages from {plan.sender} "
-             f"via {smtp.describe()}", f"checks for these files ({plan.folder}): {checks}"]
+             f"via {smtp.describe()}", f"checks for these files ({plan.folder}): {checks}",
+             f"  {stamps.boot_line(stamps.load(plan.folder))}"]
     for m in plan.messages:
         lines += [f"  {m.patch.subject}", f"    Message-Id:  {m.message_id}"]
         if m.in_reply_to:

@@ -37,6 +37,18 @@ class Stamp:
         return [c for c in required if not self.passed(c)]
 
 
+def boot_line(stamp: Stamp) -> str:
+    """What the smoke boot of every patch (build-patches --build --boot) found, for send-patches."""
+    b = stamp.checks.get("boot")
+    if not b:
+        return "boot (smoke, every patch): not run (invoke build-patches --build --boot)"
+    if b.get("passed"):
+        zc = b.get("through_zcache") or []
+        through = f", through zcache from patch {zc[0]}" if zc else ""
+        return f"boot (smoke, every patch): passed, {b.get('patches')} patches{through}"
+    return f"boot (smoke, every patch): FAILED: {'; '.join(b.get('failed', []))}"
+
+
 def patch_files(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.patch"))
 
