@@ -180,6 +180,28 @@ def test_failed_loads_give_sigbus_never_stale_data(image, tmp_path):
     assert '{"kind":"exit","id":"w0","status":3}' in log
 
 
+def test_fs_reread_verifies_every_file_page_and_counts_the_disk_reads(image, tmp_path):
+    """The file-system job on an ext4 disk made on the host: a file set twice the guest's RAM,
+    read twice around truncate/rewrite, delete and create, every byte verified, and each pass's
+    sectors read from the fs disk reported. Without cleancache in the kernel the eph counters are
+    absent and nothing asks for them; with it, expect_eph_hits (in scenarios.yaml) does."""
+    r = run(image, "fs-reread", tmp_path)
+    assert r.passed, r.reasons
+    recs = {f["phase"]: f for f in r.fs}
+    assert list(recs) == ["write", "pass1", "mutate", "pass2"]
+    assert all(f["pages_corrupted"] == 0 and f["file_errors"] == 0 for f in r.fs)
+    assert recs["write"]["bytes"] == 256 << 20 and recs["pass1"]["pages_checked"] == 65536
+    # the page cache was dropped: pass 1 read most of the file set from the disk
+    assert recs["pass1"]["sectors_read"] * 512 > (128 << 20), recs["pass1"]
+    assert recs["pass2"]["sectors_read"] > 0 and recs["pass2"]["order"] == "reverse"
+    assert r.summary["fs_pass1_sectors_read"] == recs["pass1"]["sectors_read"]
+    for phase in ("before", "fs-written", "fs-pass1", "fs-mutated", "fs-pass2", "after"):
+        assert "fsdisk.sectors_read" in r.counters[phase], phase
+    assert r.boot["zcache_enabled"] is True
+    if r.boot["zcache_cleancache"] is None:  # no cleancache yet: no eph counters either
+        assert r.summary["eph_gets"] is None
+
+
 def test_broken_kernel_fails_with_the_splat_quoted(tmp_path, capsys):
     """A temporary series with one extra patch that BUGs in zcache's store path.
 

@@ -1,0 +1,184 @@
+"""The fs job's records and verdict on a console recorded from a real boot of fs-reread
+(tests/data/fs-reread.console.log, a kernel without cleancache: no eph counters), and on edits of
+it: a wrong page, a missing record, a short pass, and the eph counters the kernel with cleancache
+will print. Nothing is built or booted."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from zcache_forge import report
+from zcache_forge.guest import judge
+from zcache_forge.guest.console import FsRecord, parse_console
+from zcache_forge.guest.scenarios import get
+
+from .conftest import recorded
+
+LOG = "fs-reread"
+MARK = "ZCF-RESULT "
+
+
+@pytest.fixture(scope="module")
+def text() -> str:
+    return recorded(LOG)
+
+
+def edit(text: str, pick: Callable[[dict[str, Any]], bool], change: Callable[[dict[str, Any]], Any]) -> str:
+    """The console with every record that pick() selects changed in place (None from change: the
+    line is dropped)."""
+    out = []
+    for line in text.split("\n"):
+        if MARK in line:
+            head, _, body = line.partition(MARK)
+            obj = json.loads(body.strip())
+            if pick(obj):
+                changed = change(obj)
+                if changed is None:
+                    continue
+                line = head + MARK + json.dumps(changed, separators=(",", ":")) + "\r"
+        out.append(line)
+    return "\n".join(out)
+
+
+def fs_phase(phase: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda o: o.get("kind") == "fs" and o.get("phase") == phase
+
+
+def verdict(text: str, name: str = "fs-reread", **changes: Any) -> judge.ScenarioResult:
+    sc = dataclasses.replace(get(name), **changes)
+    return judge.judge(sc, text, seconds=60.0, accel="tcg")
+
+
+def with_eph(text: str, gets: dict[str, int], puts: int = 5000, after_zpages: int = 0,
+             param: bool = True) -> str:
+    """The recording as a kernel with cleancache would print it: zcache's eph counters in every
+    counters record (eph_gets by phase) and the cleancache parameter in the boot record."""
+    def add(o: dict[str, Any]) -> dict[str, Any]:
+        phase = o["phase"]
+        g = gets.get(phase, 0)
+        o["values"].update({"zcache.eph_puts": 0 if phase == "before" else puts, "zcache.eph_gets": g,
+                            "zcache.failed_eph_gets": 10, "zcache.eph_flushes": 7,
+                            "zcache.eph_zpages": after_zpages if phase == "after" else 900})
+        return o
+    text = edit(text, lambda o: o.get("kind") == "counters", add)
+    return edit(text, lambda o: o.get("kind") == "boot", lambda o: {**o, "zcache_cleancache": param})
+
+
+# ---------------------------------------------------------------- the recording
+
+def test_the_recorded_boot_parses_into_fs_records(text):
+    con = parse_console(text)
+    assert con.errors == [] and con.done_status == 0 and con.splats == []
+    assert [r.phase for r in con.fs] == ["write", "pass1", "mutate", "pass2"]
+    assert all(isinstance(r, FsRecord) and r.pages_corrupted == 0 and r.file_errors == 0 for r in con.fs)
+    assert [c.phase for c in con.counters] == ["before", "fs-written", "fs-pass1", "fs-mutated", "fs-pass2",
+                                               "after"]
+    assert con.boots[0].raw["zcache_cleancache"] is None  # this kernel has no cleancache (yet)
+
+
+def test_the_recorded_boot_passes_with_every_page_verified(text):
+    r = verdict(text)
+    assert r.passed, r.reasons
+    p1, p2 = (next(f for f in r.fs if f["phase"] == p) for p in ("pass1", "pass2"))
+    expected = judge.fs_pages_expected(get("fs-reread"), 4096)
+    checked = (p1["pages_checked"], p2["pages_checked"])
+    assert checked == (expected["pass1"], expected["pass2"]) == (65536, 59392)
+    s = r.summary
+    assert s["fs_pass1_sectors_read"] == p1["sectors_read"]
+    assert s["fs_pass2_sectors_read"] == p2["sectors_read"]
+    assert s["fs_pass1_disk_mib"] == round(p1["sectors_read"] * 512 / 2**20, 1)
+    assert s["fs_corrupted"] == s["corrupted"] == 0
+    assert s["eph_gets"] is None and s["eph_gets_pass2"] is None  # absent, and not required
+    # the sectors read per pass are the disk's own counter between the counters records
+    c = r.counters
+    assert p1["sectors_read"] <= c["fs-pass1"]["fsdisk.sectors_read"] - c["fs-written"]["fsdisk.sectors_read"]
+
+
+def test_the_table_has_an_fs_part_and_the_json_the_records(text):
+    r = verdict(text)
+    table = report.render_table([r])
+    assert "file-system job" in table and "pass1-disk-MiB" in table and "eph-gets(p1/p2)" in table
+    fs_part = table.split("file-system job", 1)[1]
+    row = next(ln for ln in fs_part.splitlines() if ln.startswith("fs-reread "))
+    for key in ("fs_pass1_disk_mib", "fs_pass2_disk_mib"):
+        assert f" {r.summary[key]:,.1f} " in row
+    data = json.loads(report.to_json([r]))[0]
+    assert [f["phase"] for f in data["fs"]] == ["write", "pass1", "mutate", "pass2"]
+    assert data["summary"]["fs_pass2_sectors_read"] == r.summary["fs_pass2_sectors_read"]
+    # a scenario without the fs job gets no fs part
+    assert "file-system job" not in report.render_table([dataclasses.replace(r, summary={})])
+
+
+# ---------------------------------------------------------------- failures
+
+def test_a_stale_page_fails_the_run_naming_file_and_page(text):
+    bad = "f007 page 12: stale: holds f007 page 12 generation 0 (another generation of this page)"
+    broken = edit(text, fs_phase("pass2"),
+                  lambda o: {**o, "pages_corrupted": 1, "pages_stale": 1, "bad": [bad]})
+    r = verdict(broken)
+    assert not r.passed
+    assert f"file-system pass2: 1 wrong pages, 1 of them stale (another page's content): {bad}" in r.reasons
+    assert r.summary["corrupted"] == 1 and r.summary["fs_stale"] == 1
+
+
+def test_a_missing_record_or_a_short_pass_fails(text):
+    r = verdict(edit(text, fs_phase("pass2"), lambda o: None))
+    assert "file-system job: no 'pass2' record from filehog" in r.reasons
+    mutated = lambda o: o.get("kind") == "counters" and o["phase"] == "fs-mutated"  # noqa: E731
+    r = verdict(edit(text, mutated, lambda o: None))
+    assert "file-system job: no 'fs-mutated' counters record" in r.reasons
+    r = verdict(edit(text, fs_phase("pass1"), lambda o: {**o, "pages_checked": o["pages_checked"] - 1}))
+    assert "file-system pass1: 65535 pages checked, expected 65536: not every page was verified" in r.reasons
+    r = verdict(edit(text, fs_phase("pass1"), lambda o: {**o, "disk_stat": False}))
+    assert "file-system pass1: no sectors read: filehog could not read /sys/block/vdb/stat" in r.reasons
+    r = verdict(edit(text, fs_phase("mutate"), lambda o: {**o, "file_errors": "x"}))
+    assert any("console line" in reason and "fs record" in reason for reason in r.reasons), r.reasons
+
+
+def test_a_wrong_file_fails_the_run(text):
+    bad = "f006: exists, but should not (deleted, or not created yet)"
+    r = verdict(edit(text, fs_phase("pass2"), lambda o: {**o, "file_errors": 1, "bad": [bad]}))
+    assert f"file-system pass2: 1 wrong files: {bad}" in r.reasons
+
+
+# ---------------------------------------------------------------- cleancache
+
+def test_expect_eph_hits_fails_on_a_kernel_without_cleancache(text):
+    r = verdict(text, expect_eph_hits=True)
+    assert r.reasons == ["expect_eph_hits: the guest did not report zcache.eph_gets"]
+    off = verdict(with_eph(text, {"fs-pass2": 50}, param=False), expect_eph_hits=True)
+    assert "expect_eph_hits: zcache's cleancache is off (/sys/module/zcache/parameters/cleancache is N)" \
+        in off.reasons
+
+
+def test_expect_eph_hits_passes_when_pass_two_gets_pages_from_zcache(text):
+    eph = with_eph(text, {"fs-pass1": 300, "fs-mutated": 300, "fs-pass2": 2300, "after": 2300})
+    r = verdict(eph, expect_eph_hits=True)
+    assert r.passed, r.reasons
+    s = r.summary
+    assert (s["eph_puts"], s["eph_gets"], s["eph_gets_pass1"], s["eph_gets_pass2"]) == (5000, 2300, 300,
+                                                                                          2000)
+    assert (s["failed_eph_gets"], s["eph_flushes"], s["eph_zpages_after_umount"]) == (10, 7, 0)
+    row = next(ln for ln in report.render_fs_table([r]).splitlines() if ln.startswith("fs-reread "))
+    assert " on " in row and " 300/2000 " in row
+    flat = with_eph(text, {"fs-pass1": 300, "fs-mutated": 300, "fs-pass2": 300})
+    none = verdict(flat, expect_eph_hits=True)
+    assert "expect_eph_hits: pass 2 got no page back from zcache (eph_gets +0; eph_puts 5000)" \
+        in none.reasons
+
+
+def test_umount_must_flush_the_eph_pages_and_cleancache_off_must_take(text):
+    r = verdict(with_eph(text, {}, after_zpages=42))
+    assert "after umount zcache still holds 42 ephemeral pages of the file system (zcache.eph_zpages): " \
+        "its cleancache pool was not flushed" in r.reasons
+    off = verdict(with_eph(text, {}), "fs-reread-nocleancache")
+    assert "zcache.cleancache=0 did not take: /sys/module/zcache/parameters/cleancache is Y" in off.reasons
+    assert "zcache.cleancache=0, yet zcache took 5000 ephemeral pages (eph_puts)" in off.reasons
+    quiet = verdict(with_eph(text, {}, puts=0, param=False), "fs-reread-nocleancache")
+    assert quiet.passed, quiet.reasons
+    assert verdict(text, "fs-reread-nocleancache").passed  # today's kernel: nothing to compare yet
