@@ -52,7 +52,7 @@ def build_patches(c, series_file="series.yaml", series=None, out="patches", chec
 
 
 
-@task(klass=ForgeTask, iterable=["scenario"], help={
+@task(klass=ForgeTask, iterable=["scenario"], short={"jobs": "j"}, help={
     "scenario": "run this scenario (repeatable; default: basic, mixed, random, concurrent, thp, memcg, "
                 "swap-devices, load-fail)",
     "series": "boot the tip of this series (default: the last one in the series file)",
@@ -60,11 +60,14 @@ def build_patches(c, series_file="series.yaml", series=None, out="patches", chec
     "accel": "tcg or kvm (default: probe for a KVM that really boots, else tcg)",
     "json": "print the results as JSON instead of a table",
     "debug": "build and boot the debug kernel (KASAN, lockdep, DEBUG_VM, fault injection)",
+    "jobs": "host CPUs for guests: run scenarios side by side within them (default 1: one guest at "
+            "a time, so each guest's seconds are its own)",
 })
-def qemu_test(c, scenario=None, series=None, series_file="series.yaml", accel=None, json=False, debug=False):
+def qemu_test(c, scenario=None, series=None, series_file="series.yaml", accel=None, json=False, debug=False,
+              jobs=None):
     """Build the patched kernel, boot it in QEMU under memory pressure, verify every page."""
     sys.exit(cli.qemu_test(ROOT / series_file, ROOT / "patches", scenario or None, series, accel, json,
-                           ROOT / "results", debug))
+                           ROOT / "results", debug, jobs))
 
 
 @task(klass=ForgeTask, iterable=["scenario", "backend", "disk"], help={

@@ -49,7 +49,7 @@ def run(proj: Path, task: str, **kw) -> int:
         return cli.build_patches(sf, out, kw.get("series"), False, False)
     if task == "qemu-test":
         return cli.qemu_test(sf, out, kw.get("scenario"), kw.get("series"), kw.get("accel"), False,
-                             proj / "results")
+                             proj / "results", jobs=kw.get("jobs"))
     if task == "bench":
         return cli.bench(sf, out, kw.get("scenario"), kw.get("backend"), kw.get("reps"), kw.get("accel"),
                          False, proj / "results", False, kw.get("pool_percent"), kw.get("disk"))
@@ -144,6 +144,8 @@ OPTION_CASES = [
     ("bench", {"scenario": ["nope"]}, "--scenario[0]: expected a scenario of scenarios.yaml (basic,"),
     ("qemu-test", {"accel": "hvf"}, "--accel: expected one of tcg, kvm, found 'hvf'"),
     ("qemu-test", {"scenario": ["basic", "nope"]}, "--scenario[1]: expected a scenario of scenarios.yaml"),
+    ("qemu-test", {"jobs": "0"}, "--jobs: expected an integer 1..64, found '0'"),
+    ("qemu-test", {"jobs": "two"}, "--jobs: expected an integer 1..64, found 'two'"),
     ("qemu-test", {"series": "nope"},
      "--series: expected a series of series.yaml (zcache-staging, zcache-promote), found 'nope'"),
     ("build-patches", {"series": ["zcache-staging", "nope"]},
@@ -206,8 +208,15 @@ def test_dash_n_with_send_is_an_error_and_sends_nothing(proj, cache, capsys):
 @pytest.mark.parametrize("flag", ["-s", "-f", "-j", "-c", "-b", "-r", "-a"])
 def test_no_automatic_short_flags(monkeypatch, capsys, flag):
     for task in ("build-patches", "qemu-test", "bench", "send-patches"):
+        if (task, flag) == ("qemu-test", "-j"):
+            continue  # chosen: make's -j (test_qemu_test_dash_j_is_jobs)
         seen = parse([task, flag], monkeypatch)
         assert seen["exit"] != 0 and len(seen) == 1, (task, flag, seen)
+
+
+def test_qemu_test_dash_j_is_jobs(monkeypatch):
+    args = parse(["qemu-test", "-j", "2"], monkeypatch)["qemu_test"]
+    assert args[-1] == "2"
 
 
 def test_repeatable_options_repeat(monkeypatch):

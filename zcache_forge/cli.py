@@ -130,7 +130,8 @@ def build_patches(series_file: Path, out: Path, only: list[str] | None, check: b
 
 
 def qemu_test(series_file: Path, out: Path, scenario_names: list[str] | None, series: str | None,
-              accel: str | None, as_json: bool, results_dir: Path, debug: bool = False) -> int:
+              accel: str | None, as_json: bool, results_dir: Path, debug: bool = False,
+              jobs: int | str | None = None) -> int:
     from zcache_forge import report
     from zcache_forge.guest import qemutest
 
@@ -140,7 +141,7 @@ def qemu_test(series_file: Path, out: Path, scenario_names: list[str] | None, se
         image = qemutest.build_kernel(series_file, out, opts.series, debug=debug)
         # one run directory per kernel config: a debug run keeps the normal run's logs
         runs = kernel.cache_dir() / "runs" / ("debug" if debug else "guest")
-        res = qemutest.run_scenarios(image, chosen, runs, opts.accel)
+        res = qemutest.run_scenarios(image, chosen, runs, opts.accel, opts.jobs)
         data = res.to_dict()
         data["total_seconds"] = round(time.monotonic() - t0, 1)
         results_dir.mkdir(parents=True, exist_ok=True)
@@ -158,7 +159,7 @@ def qemu_test(series_file: Path, out: Path, scenario_names: list[str] | None, se
 
     return _guard("qemu-test", go, lambda: options.check(
         options.QemuTestOptions, series_file, scenarios.DEFAULT_FILE, scenario=scenario_names, series=series,
-        accel=accel))
+        accel=accel, jobs=jobs))
 
 
 def bench(series_file: Path, out: Path, scenario_names: list[str] | None, backend_names: list[str] | None,

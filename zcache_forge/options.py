@@ -47,6 +47,7 @@ class QemuTestOptions(Strict):
     scenario: list[ScenarioName] = []
     series: SeriesName | None = None
     accel: Accel | None = None
+    jobs: Int(1, 64, text=True) = 1
 
 
 class BenchOptions(Strict):

@@ -31,7 +31,6 @@ HEADER_RE = re.compile(r"\s*K?TAP version [0-9]+$")
 DIAG_RE = re.compile(r"^\s*# (?P<text>\S.*)$")
 # diagnostic lines that are bookkeeping, not a test's own words
 META_RE = re.compile(r"^(?:Subtest|Totals): |^\S+: pass:\d+ fail:\d+")
-KUNIT_STATUSES = ("ok", "not ok", "skip", "incomplete")
 
 
 class KunitParserMissing(ForgeError):

@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -74,6 +75,16 @@ def disk_model(name: str) -> DiskModel:
     raise ForgeError(f"unknown disk model {name!r} (known: {', '.join(m.name for m in DISK_MODELS)})")
 
 _accel_verdict: str | None = None  # probe_accel's answer, once per process
+_live: set[subprocess.Popen[bytes]] = set()  # QEMU processes running now (several with --jobs)
+_live_lock = threading.Lock()
+
+
+def stop_all() -> None:
+    """Kill every QEMU this process started and that still runs (an aborted parallel run)."""
+    with _live_lock:
+        procs = list(_live)
+    for proc in procs:
+        _stop(proc)
 
 
 @dataclass
@@ -282,11 +293,16 @@ def _boot(b: _Boot) -> GuestRun:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err)
         except OSError as exc:
             raise ForgeError(f"cannot start {QEMU}: {exc}") from exc
+        with _live_lock:
+            _live.add(proc)
         try:
             end = watch(proc, console, b.timeout_s, b.silence_timeout_s, b.name)
         except BaseException:
             _stop(proc)
             raise
+        finally:
+            with _live_lock:
+                _live.discard(proc)
     seconds = time.monotonic() - start
     killed = end.kind != "exit"
     code = None if killed else proc.returncode

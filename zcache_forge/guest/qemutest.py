@@ -14,7 +14,7 @@ import git
 
 from zcache_forge import kernel, report
 from zcache_forge.errors import CheckFailed
-from zcache_forge.guest import initramfs, judge, qemu, scenarios
+from zcache_forge.guest import initramfs, judge, qemu, scenarios, schedule
 from zcache_forge.kernel import build
 from zcache_forge.series import pipeline
 
@@ -55,6 +55,7 @@ class QemuTestResult:
     accelerator: str
     results: list[judge.ScenarioResult] = field(default_factory=list)
     seconds: float = 0.0
+    jobs: int = 1  # host CPUs the guests shared (>1: guests ran side by side)
 
     @property
     def passed(self) -> bool:
@@ -68,6 +69,7 @@ class QemuTestResult:
             "config_hash": self.kernel.config_hash(),
             "build_seconds": round(self.kernel.build.seconds, 1),
             "accelerator": self.accelerator,
+            "jobs": self.jobs,
             "seconds": round(self.seconds, 1),
             "passed": self.passed,
             "scenarios": json.loads(report.to_json(self.results)),
@@ -115,19 +117,24 @@ def build_tip(res: pipeline.BuildResult, series_name: str | None = None, debug: 
 
 
 def run_scenarios(image: KernelImage, chosen: list[scenarios.Scenario], workdir: Path,
-                  accel: str | None = None) -> QemuTestResult:
+                  accel: str | None = None, jobs: int = 1) -> QemuTestResult:
+    """Boot one guest per scenario, up to `jobs` host CPUs' worth of guests at once (see
+    guest/schedule.py; 1, the default, keeps each guest's timing its own)."""
     t0 = time.monotonic()
     initrd = initramfs.build_initramfs(kernel.cache_dir() / "initramfs")
     accel = accel or qemu.probe_accel(image.image, initrd, workdir / "probe")
-    log.info("accelerator: %s", accel)
-    out = QemuTestResult(kernel=image, accelerator=accel)
-    for i, sc in enumerate(chosen, 1):
-        log.info("[%d/%d] %s (%s backend)", i, len(chosen), sc.name, sc.backend)
+    log.info("accelerator: %s%s", accel, f", up to {jobs} guest CPUs at once" if jobs > 1 else "")
+    out = QemuTestResult(kernel=image, accelerator=accel, jobs=jobs)
+
+    def one(i: int, sc: scenarios.Scenario) -> judge.ScenarioResult:
+        log.info("[%d/%d] %s (%s backend)", i + 1, len(chosen), sc.name, sc.backend)
         run = qemu.run_guest(image.image, initrd, sc, workdir / sc.name, accel=accel)
         res = judge.judge_run(sc, run, kunit_src=image.build.src)  # KTAP: the parser of this tree
-        log.info("[%d/%d] %s: %s in %.0f s%s", i, len(chosen), sc.name, "PASS" if res.passed else "FAIL",
+        log.info("[%d/%d] %s: %s in %.0f s%s", i + 1, len(chosen), sc.name, "PASS" if res.passed else "FAIL",
                  res.seconds, "" if res.passed else ": " + "; ".join(res.reasons))
-        out.results.append(res)
+        return res
+
+    out.results = schedule.run_all(chosen, one, jobs, on_abort=qemu.stop_all)
     out.seconds = time.monotonic() - t0
     return out
 

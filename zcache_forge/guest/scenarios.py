@@ -254,7 +254,7 @@ class _ScenarioModel(Strict):
     cmdline_extra: Annotated[str, PlainValidator(_cmdline)] = ""
     workloads: list[_WorkloadModel] = Field([], max_length=MAX_WORKLOADS)
     timeout_s: Int(10, 7200)
-    silence_timeout_s: Int(1) | None = None
+    silence_timeout_s: Int(1) = DEFAULT_SILENCE_TIMEOUT_S
     swapoff_recheck: Bool = True
     expect: list[Annotated[Expectation, PlainValidator(_expectation)]] = []
     hotplug: Bool = False
@@ -353,7 +353,7 @@ def _record(m: _ScenarioModel) -> Scenario:
         description=m.description, hotplug=m.hotplug, fault_percent=m.fault_percent,
         swap_devices=m.swap_devices, swapoff_under_load=m.swapoff_under_load, memcg_max_mib=m.memcg_max_mib,
         load_fail_percent=m.load_fail_percent,
-        silence_timeout_s=DEFAULT_SILENCE_TIMEOUT_S if m.silence_timeout_s is None else m.silence_timeout_s,
+        silence_timeout_s=m.silence_timeout_s,
         fs_mib=m.fs_mib, fs_files=m.fs_files, fs_seed=m.fs_seed, cleancache=m.cleancache,
         expect_eph_hits=m.expect_eph_hits,
     )
