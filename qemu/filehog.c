@@ -25,6 +25,11 @@
  *                     and the pages after it are a hole and must read as
  *                     zeros, the old pages P/2 + P/4.. are past EOF;
  *           file N-2: deleted;
+ *           file 0:   pages Q..2Q-1 (Q = P/4) are read, dropped from the
+ *                     page cache (POSIX_FADV_DONTNEED: with cleancache,
+ *                     their copies go to it) and punched out
+ *                     (FALLOC_FL_PUNCH_HOLE, size kept): they must read as
+ *                     zeros, never as their old content;
  *           file N:   created (P/2 pages, generation 2); it often gets the
  *                     deleted file's inode number (reported), so a stale
  *                     page keyed by inode would show here.
@@ -50,6 +55,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/falloc.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -145,6 +151,14 @@ static unsigned deleted_file(void) { return g_files - 2; }
 static unsigned created_file(void) { return g_files; }
 static uint64_t rewritten_pages(void) { return g_pages / 2; }          /* H */
 static uint64_t hole_pages(void) { return g_pages / 4; }               /* Q */
+static unsigned punched_file(void) { return 0; }
+static uint64_t punch_first(void) { return hole_pages(); }
+static uint64_t punch_pages(void) { return hole_pages(); }
+
+static bool punched(unsigned f, uint64_t p, bool mutated)
+{
+    return mutated && f == punched_file() && p >= punch_first() && p < punch_first() + punch_pages();
+}
 
 static struct expect file_state(unsigned f, bool mutated)
 {
@@ -182,6 +196,8 @@ static void expected_page(unsigned char *buf, unsigned f, uint64_t p, bool mutat
             valid = 0;
     } else if (mutated && f == created_file()) {
         gen = 2;
+    } else if (punched(f, p, mutated)) {
+        valid = 0;
     }
     if (valid)
         fill_page(buf, f, p, gen);
@@ -221,6 +237,7 @@ static struct disk disk_now(void)
 struct result {
     const char *phase;
     uint64_t pages, pages_checked, pages_corrupted, pages_stale, file_errors, bytes;
+    uint64_t punched_checked;   /* pages of the punched range checked (as zeros) */
     unsigned nbad;
     char bad[MAX_REPORTS][160];
     struct disk d0;
@@ -396,6 +413,25 @@ static int act_mutate(void)
     if (close(fd))
         die("close", path);
 
+    /* read the range into the page cache and drop it from there (its
+     * copies go to cleancache, if there is one), then punch it out */
+    file_path(path, sizeof(path), punched_file());
+    fd = open(path, O_RDWR);
+    if (fd < 0)
+        die("open", path);
+    for (uint64_t p = punch_first(); p < punch_first() + punch_pages(); p++)
+        if (pread(fd, buf, g_page, (off_t)(p * g_page)) != (ssize_t)g_page)
+            die("read", path);
+    errno = posix_fadvise(fd, (off_t)(punch_first() * g_page), (off_t)(punch_pages() * g_page),
+                          POSIX_FADV_DONTNEED);
+    if (errno)
+        die("fadvise", path);
+    if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(punch_first() * g_page),
+                  (off_t)(punch_pages() * g_page)))
+        die("punch a hole in", path);
+    if (close(fd))
+        die("close", path);
+
     file_path(path, sizeof(path), d);
     if (stat(path, &st))
         die("stat", path);
@@ -416,11 +452,14 @@ static int act_mutate(void)
     snprintf(r.extra, sizeof(r.extra),
              ",\"truncated\":\"f%03u\",\"truncated_ino\":%" PRIu64 ",\"truncated_size\":%" PRIu64
              ",\"deleted\":\"f%03u\",\"deleted_ino\":%" PRIu64 ",\"created\":\"f%03u\""
-             ",\"created_ino\":%" PRIu64 ",\"inode_reused\":%s",
+             ",\"created_ino\":%" PRIu64 ",\"inode_reused\":%s"
+             ",\"punched\":\"f%03u\",\"punched_first_page\":%" PRIu64 ",\"punched_pages\":%" PRIu64,
              t, old_ino, file_state(t, true).size, d, deleted_ino, c, created_ino,
-             created_ino == deleted_ino ? "true" : "false");
+             created_ino == deleted_ino ? "true" : "false", punched_file(), punch_first(), punch_pages());
     fprintf(stderr, "filehog: %s: truncated and rewrote f%03u, deleted f%03u (inode %" PRIu64
-            "), created f%03u (inode %" PRIu64 ")\n", g_id, t, d, deleted_ino, c, created_ino);
+            "), created f%03u (inode %" PRIu64 "), punched pages %" PRIu64 "..%" PRIu64 " of f%03u\n",
+            g_id, t, d, deleted_ino, c, created_ino, punch_first(), punch_first() + punch_pages() - 1,
+            punched_file());
     return finish(&r);
 }
 
@@ -502,6 +541,7 @@ static void verify_file(struct result *r, unsigned f, bool mutated, unsigned cha
         for (size_t off = 0; off + g_page <= got; off += g_page, p++) {
             expected_page(want, f, p, mutated);
             r->pages_checked++;
+            r->punched_checked += punched(f, p, mutated);
             if (memcmp(buf + off, want, g_page)) {
                 r->pages_corrupted++;
                 describe(r, f, p, buf + off, want, scratch);
@@ -538,8 +578,8 @@ static int act_verify(const char *phase, bool mutated, bool reverse)
         verify_file(&r, f, mutated, buf, want, scratch);
         fprintf(stderr, "filehog: %s: %s: f%03u checked\n", g_id, phase, f);
     }
-    snprintf(r.extra, sizeof(r.extra), ",\"order\":\"%s\",\"mutated\":%s",
-             reverse ? "reverse" : "forward", mutated ? "true" : "false");
+    snprintf(r.extra, sizeof(r.extra), ",\"order\":\"%s\",\"mutated\":%s,\"punched_pages_checked\":%" PRIu64,
+             reverse ? "reverse" : "forward", mutated ? "true" : "false", r.punched_checked);
     free(buf);
     free(want);
     free(scratch);

@@ -65,6 +65,13 @@ def test_every_page_verifies_before_and_after_mutation(filehog, written, tmp_pat
     assert t[h + 1000:] == bytes(len(t) - h - 1000) and t[h:h + 8] == b"ZCFFILE\0"
     assert t[8:16] == (5).to_bytes(4, "little") + (0).to_bytes(4, "little")  # file 5, page 0
     assert t[16:20] == (1).to_bytes(4, "little")  # generation 1
+    # file 0: pages Q..2Q-1 punched out, the size kept; every page of the hole was checked as zeros
+    q = pages // 4
+    assert (mut["punched"], mut["punched_first_page"], mut["punched_pages"]) == ("f000", q, q)
+    z = (written / "f000").read_bytes()
+    assert len(z) == pages * PAGE and z[q * PAGE:2 * q * PAGE] == bytes(q * PAGE)
+    assert z[2 * q * PAGE:2 * q * PAGE + 8] == b"ZCFFILE\0" and z[(q - 1) * PAGE:(q - 1) * PAGE + 8] == b"ZCFFILE\0"
+    assert p2["punched_pages_checked"] == q and p1["punched_pages_checked"] == 0
 
 
 def test_a_stale_page_is_named_with_what_it_holds(filehog, written):
@@ -82,6 +89,22 @@ def test_a_stale_page_is_named_with_what_it_holds(filehog, written):
     assert rec["bad"] == ["f001 page 7: stale: holds f002 page 3 generation 0",
                           "f001 page 9: reads as zeros",
                           "f001 page 11: corrupted from byte 100"]
+
+
+def test_old_content_in_the_punched_hole_is_stale(filehog, written):
+    """What a cleancache that missed the punch would hand back: the hole's old pages."""
+    before = (written / "f000").read_bytes()
+    rc, mut = hog(filehog, written, "mutate")
+    assert rc == 0
+    q, n = mut["punched_first_page"], mut["punched_pages"]
+    with open(written / "f000", "r+b") as f:
+        f.seek((q + 2) * PAGE)
+        f.write(before[(q + 2) * PAGE:(q + 3) * PAGE])
+    rc, rec = hog(filehog, written, "--phase", "pass2", "--mutated", "verify")
+    assert rc == 2 and (rec["pages_corrupted"], rec["pages_stale"]) == (1, 1)
+    assert rec["bad"] == [f"f000 page {q + 2}: stale: holds f000 page {q + 2} generation 0 "
+                          "(another generation of this page)"]
+    assert rec["punched_pages_checked"] == n
 
 
 def test_old_content_a_wrong_size_and_a_deleted_file_are_caught(filehog, written):
