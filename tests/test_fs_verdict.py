@@ -25,7 +25,11 @@ MARK = "ZCF-RESULT "
 
 @pytest.fixture(scope="module")
 def text() -> str:
-    return recorded(LOG)
+    """The recording, with the hole punch filehog now does between the passes: the run predates it,
+    so its mutate and pass2 records get the fields today's filehog prints (P/4 = 2048 pages)."""
+    return edit(edit(recorded(LOG), fs_phase("mutate"),
+                     lambda o: {**o, "punched": "f000", "punched_first_page": 2048, "punched_pages": 2048}),
+                fs_phase("pass2"), lambda o: {**o, "punched_pages_checked": 2048})
 
 
 def edit(text: str, pick: Callable[[dict[str, Any]], bool], change: Callable[[dict[str, Any]], Any]) -> str:
@@ -50,12 +54,15 @@ def fs_phase(phase: str) -> Callable[[dict[str, Any]], bool]:
 
 
 def verdict(text: str, name: str = "fs-reread", **changes: Any) -> judge.ScenarioResult:
+    """The verdict on the console; expect_eph_hits off unless asked for, since the recording's kernel
+    had no cleancache."""
+    changes.setdefault("expect_eph_hits", False)
     sc = dataclasses.replace(get(name), **changes)
     return judge.judge(sc, text, seconds=60.0, accel="tcg")
 
 
 def with_eph(text: str, gets: dict[str, int], puts: int = 5000, after_zpages: int = 0,
-             param: bool = True) -> str:
+             param: bool = True, after: dict[str, int] | None = None) -> str:
     """The recording as a kernel with cleancache would print it: zcache's eph counters in every
     counters record (eph_gets by phase) and the cleancache parameter in the boot record."""
     def add(o: dict[str, Any]) -> dict[str, Any]:
@@ -63,7 +70,11 @@ def with_eph(text: str, gets: dict[str, int], puts: int = 5000, after_zpages: in
         g = gets.get(phase, 0)
         o["values"].update({"zcache.eph_puts": 0 if phase == "before" else puts, "zcache.eph_gets": g,
                             "zcache.failed_eph_gets": 10, "zcache.eph_flushes": 7,
-                            "zcache.eph_zpages": after_zpages if phase == "after" else 900})
+                            "zcache.eph_zpages": after_zpages if phase == "after" else 900,
+                            "zcache.eph_pageframes": 0 if phase in ("before", "after") else 500,
+                            "zcache.eph_pools": 0 if phase in ("before", "after") else 1})
+        if phase == "after":
+            o["values"].update({f"zcache.{k}": v for k, v in (after or {}).items()})
         return o
     text = edit(text, lambda o: o.get("kind") == "counters", add)
     return edit(text, lambda o: o.get("kind") == "boot", lambda o: {**o, "zcache_cleancache": param})
@@ -174,11 +185,43 @@ def test_expect_eph_hits_passes_when_pass_two_gets_pages_from_zcache(text):
 
 def test_umount_must_flush_the_eph_pages_and_cleancache_off_must_take(text):
     r = verdict(with_eph(text, {}, after_zpages=42))
-    assert "after umount zcache still holds 42 ephemeral pages of the file system (zcache.eph_zpages): " \
-        "its cleancache pool was not flushed" in r.reasons
+    assert "after umount zcache still holds ephemeral pages of the file system (eph_zpages 42): " \
+        "its cleancache pool was not destroyed" in r.reasons
     off = verdict(with_eph(text, {}), "fs-reread-nocleancache")
     assert "zcache.cleancache=0 did not take: /sys/module/zcache/parameters/cleancache is Y" in off.reasons
     assert "zcache.cleancache=0, yet zcache took 5000 ephemeral pages (eph_puts)" in off.reasons
     quiet = verdict(with_eph(text, {}, puts=0, param=False), "fs-reread-nocleancache")
     assert quiet.passed, quiet.reasons
     assert verdict(text, "fs-reread-nocleancache").passed  # today's kernel: nothing to compare yet
+
+
+def test_any_eph_level_or_tmem_object_left_after_umount_fails(text):
+    """The table of an earlier run showed eph_zpages 4,511 in its eph-zpages column: that was the level
+    at the end of pass 2. The verdict reads the counters taken after umount and drop_caches, and every
+    eph level there must be 0, the pool count included; with no page held, no tmem object either."""
+    r = verdict(with_eph(text, {}, after={"eph_pageframes": 3, "eph_pools": 1}))
+    assert "after umount zcache still holds ephemeral pages of the file system (eph_pageframes 3, " \
+        "eph_pools 1): its cleancache pool was not destroyed" in r.reasons
+    objs = verdict(with_eph(text, {}, after={"obj_count": 2, "objnode_count": 5}))
+    assert objs.reasons == ["after umount zcache holds no page, yet tmem objects are left "
+                            "(obj_count 2, objnode_count 5)"]
+    # swap pages held by zcache keep their objects: no verdict on those
+    assert verdict(with_eph(text, {}, after={"obj_count": 2, "pers_zpages": 9})).passed
+    clean = verdict(with_eph(text, {}))
+    assert clean.passed, clean.reasons
+    assert [clean.summary[f"{k}_after_umount"] for k in judge.EPH_LEVELS] == [0, 0, 0, 0]
+    row = next(ln for ln in report.render_fs_table([clean]).splitlines() if ln.startswith("fs-reread "))
+    assert " 900 " in row and " 0/0/0 " in row  # pass 2's level, then what umount left
+
+
+def test_the_punched_hole_must_be_checked_in_pass_two(text):
+    r = verdict(edit(text, fs_phase("pass2"), lambda o: {**o, "punched_pages_checked": 2000}))
+    assert r.reasons == ["file-system pass2: 2000 pages of the punched hole checked, expected 2048"]
+    unpunched = edit(text, fs_phase("mutate"), lambda o: {k: v for k, v in o.items() if k != "punched_pages"})
+    r = verdict(unpunched)
+    assert r.reasons == ["file-system mutate: punched None pages, expected 2048: "
+                         "is filehog older than the hole-punch check?"]
+    stale = "f000 page 2050: stale: holds f000 page 2050 generation 0 (another generation of this page)"
+    r = verdict(edit(text, fs_phase("pass2"), lambda o: {**o, "pages_corrupted": 1, "pages_stale": 1,
+                                                         "bad": [stale]}))
+    assert f"file-system pass2: 1 wrong pages, 1 of them stale (another page's content): {stale}" in r.reasons

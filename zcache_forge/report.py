@@ -90,10 +90,11 @@ def _eph(s: dict[str, float | None], key: str) -> str:
 def render_fs_table(results: list[ScenarioResult]) -> str:
     """The file-system job of the scenarios that ran one: MiB the fs disk read in each read pass
     (pass 2 reads the file set in reverse, what a cache still holds first), seconds per pass, and
-    zcache's ephemeral-page counters at the end of pass 2 ("-": the kernel has no cleancache)."""
+    zcache's ephemeral-page counters at the end of pass 2 ("-": the kernel has no cleancache), and what
+    zcache still holds for the file system after umount and drop_caches (zpages/frames/pools: 0/0/0)."""
     headers = ["file-system job", "cleancache", "written-MiB", "pass1-disk-MiB", "pass2-disk-MiB", "pass1-s",
-               "pass2-s", "eph-puts", "eph-gets(p1/p2)", "failed-eph-gets", "eph-flushes", "eph-zpages",
-               "wrong-pages"]
+               "pass2-s", "eph-puts", "failed-eph-puts", "eph-gets(p1/p2)", "failed-eph-gets", "eph-flushes",
+               "eph-zpages(p2)", "eph-left(zpages/frames/pools)", "wrong-pages"]
     rows = []
     for r in results:
         s = r.summary
@@ -101,13 +102,15 @@ def render_fs_table(results: list[ScenarioResult]) -> str:
             continue
         boot = (r.boot or {}).get("zcache_cleancache")
         state = "-" if boot is None else ("on" if boot else "off")
+        left = ("-" if s.get("eph_zpages_after_umount") is None else
+                "/".join(_eph(s, f"{k}_after_umount") for k in ("eph_zpages", "eph_pageframes", "eph_pools")))
         gets = ("-" if s.get("eph_gets") is None
                 else f"{_eph(s, 'eph_gets_pass1')}/{_eph(s, 'eph_gets_pass2')}")
         rows.append([r.name, state, _fmt(s.get("fs_written_mib")), num(s.get("fs_pass1_disk_mib"), 1),
                      num(s.get("fs_pass2_disk_mib"), 1), num(s.get("fs_pass1_s"), 1),
                      num(s.get("fs_pass2_s"), 1),
-                     _eph(s, "eph_puts"), gets, _eph(s, "failed_eph_gets"), _eph(s, "eph_flushes"),
-                     _eph(s, "eph_zpages"), _fmt(s.get("fs_corrupted"))])
+                     _eph(s, "eph_puts"), _eph(s, "failed_eph_puts"), gets, _eph(s, "failed_eph_gets"),
+                     _eph(s, "eph_flushes"), _eph(s, "eph_zpages"), left, _fmt(s.get("fs_corrupted"))])
     return "\n".join(columns(headers, rows)) if rows else ""
 
 

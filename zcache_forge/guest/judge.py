@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from zcache_forge.guest import ktap
-from zcache_forge.guest.console import CONTEXT_BEFORE, TAIL_LINES, Console, ParseError, Splat, parse_console
+from zcache_forge.guest.console import (
+    CONTEXT_BEFORE,
+    TAIL_LINES,
+    Console,
+    FsRecord,
+    ParseError,
+    Splat,
+    parse_console,
+)
 from zcache_forge.guest.ktap import KtapResult
 from zcache_forge.guest.qemu import GuestRun
 from zcache_forge.guest.scenarios import FS_PHASES, Scenario
@@ -22,8 +30,10 @@ SECTOR = 512
 # filehog's actions, in the order /init runs them
 FS_ACTIONS = ("write", "pass1", "mutate", "pass2")
 # zcache's cleancache counters (debugfs) the fs job reports, when the kernel has them
-EPH_COUNTERS = ("eph_puts", "eph_gets", "failed_eph_gets", "eph_flushes", "eph_zpages", "eph_pageframes",
-                "evicted_eph_pageframes")
+EPH_COUNTERS = ("eph_puts", "failed_eph_puts", "eph_gets", "failed_eph_gets", "eph_flushes", "eph_zpages",
+                "eph_pageframes", "evicted_eph_pageframes")
+# what zcache holds for cleancache: all of it must be gone once the file system is unmounted
+EPH_LEVELS = ("eph_zpages", "eph_zbytes", "eph_pageframes", "eph_pools")
 
 
 @dataclass(frozen=True)
@@ -166,9 +176,11 @@ def workload_reasons(scenario: Scenario, con: Console) -> list[str]:
 def fs_pages_expected(scenario: Scenario, page_size: int) -> dict[str, int]:
     """Pages each read pass must check, as filehog's mutate leaves the file set (qemu/filehog.c):
     pass 1 every page; pass 2 without the deleted file, with the truncated file at P/2 + P/4 pages
-    and the new file's P/2."""
+    and the new file's P/2 (the punched hole of file 0, P/4 pages, keeps the file's size: its pages
+    are checked, as zeros)."""
     p = scenario.fs_mib * MIB // page_size // scenario.fs_files
-    return {"pass1": scenario.fs_files * p, "pass2": (scenario.fs_files - 2) * p + p // 2 + p // 4 + p // 2}
+    return {"pass1": scenario.fs_files * p, "pass2": (scenario.fs_files - 2) * p + p // 2 + p // 4 + p // 2,
+            "punched": p // 4}
 
 
 def _eph_delta(counters: dict[str, dict[str, float]], name: str, start: str, end: str) -> float | None:
@@ -200,6 +212,7 @@ def fs_reasons(scenario: Scenario, con: Console, counters: dict[str, dict[str, f
         if rec.sectors_read is None:
             reasons.append(f"file-system {phase}: no sectors read: filehog could not read "
                            f"/sys/block/{scenario.fs_disk}/stat")
+    reasons += punch_reasons(scenario, by_phase)
     for phase in ("before", *FS_PHASES, "after"):
         if phase not in counters:
             reasons.append(f"file-system job: no {phase!r} counters record")
@@ -208,6 +221,41 @@ def fs_reasons(scenario: Scenario, con: Console, counters: dict[str, dict[str, f
         reasons.append("no zcache counters in /sys/kernel/debug/zcache: is zcache built in "
                        "(CONFIG_ZCACHE=y, CONFIG_DEBUG_FS=y) and not disabled?")
     return reasons + cleancache_reasons(scenario, con, counters)
+
+
+def punch_reasons(scenario: Scenario, by_phase: dict[str, FsRecord]) -> list[str]:
+    """mutate punches a hole of P/4 pages in file 0 (after dropping them from the page cache, so
+    cleancache had copies); pass 2 must have checked every page of it, as zeros."""
+    mutate, pass2 = by_phase.get("mutate"), by_phase.get("pass2")
+    if mutate is None or pass2 is None:
+        return []
+    want = fs_pages_expected(scenario, pass2.page_size)["punched"]
+    if mutate.raw.get("punched_pages") != want:
+        return [f"file-system mutate: punched {mutate.raw.get('punched_pages')} pages, expected {want}: "
+                "is filehog older than the hole-punch check?"]
+    checked = pass2.raw.get("punched_pages_checked")
+    if checked != want:
+        return [f"file-system pass2: {checked} pages of the punched hole checked, expected {want}"]
+    return []
+
+
+def eph_left_reasons(counters: dict[str, dict[str, float]]) -> list[str]:
+    """After umount and drop_caches the file system's ephemeral pool is destroyed: every eph
+    level is 0, and when zcache holds no swap page no tmem object is left either."""
+    after = counters.get("after", {})
+    left = [f"{k} {after[f'zcache.{k}']:.0f}" for k in EPH_LEVELS if after.get(f"zcache.{k}")]
+    reasons = []
+    if left:
+        reasons.append(f"after umount zcache still holds ephemeral pages of the file system "
+                       f"({', '.join(left)}): its cleancache pool was not destroyed")
+    pers = [after.get(f"zcache.{k}") for k in ("pers_zpages", "zero_filled_pages")]
+    if "zcache.eph_zpages" in after and pers == [0, 0]:
+        objs = [f"{k} {after[f'zcache.{k}']:.0f}" for k in ("obj_count", "objnode_count")
+                if after.get(f"zcache.{k}")]
+        if objs:
+            reasons.append(f"after umount zcache holds no page, yet tmem objects are left "
+                           f"({', '.join(objs)})")
+    return reasons
 
 
 def cleancache_reasons(scenario: Scenario, con: Console, counters: dict[str, dict[str, float]]) -> list[str]:
@@ -221,10 +269,7 @@ def cleancache_reasons(scenario: Scenario, con: Console, counters: dict[str, dic
             reasons.append("zcache.cleancache=0 did not take: /sys/module/zcache/parameters/cleancache is Y")
         if puts:
             reasons.append(f"zcache.cleancache=0, yet zcache took {puts:.0f} ephemeral pages (eph_puts)")
-    left = counters.get("after", {}).get("zcache.eph_zpages")
-    if left:
-        reasons.append(f"after umount zcache still holds {left:.0f} ephemeral pages of the file system "
-                       "(zcache.eph_zpages): its cleancache pool was not flushed")
+    reasons += eph_left_reasons(counters)
     if scenario.expect_eph_hits:
         gets = _eph_delta(counters, "eph_gets", "fs-mutated", "fs-pass2")
         if param is False:  # absent is fine: a parameter without a sysfs file; eph_gets tells
@@ -257,7 +302,9 @@ def fs_summary(con: Console, counters: dict[str, dict[str, float]]) -> dict[str,
         out[name] = end.get(f"zcache.{name}")
     out["eph_gets_pass1"] = _eph_delta(counters, "eph_gets", "fs-written", "fs-pass1")
     out["eph_gets_pass2"] = _eph_delta(counters, "eph_gets", "fs-mutated", "fs-pass2")
-    out["eph_zpages_after_umount"] = counters.get("after", {}).get("zcache.eph_zpages")
+    after = counters.get("after", {})
+    for name in EPH_LEVELS:
+        out[f"{name}_after_umount"] = after.get(f"zcache.{name}")
     out["fs_corrupted"] = sum(r.pages_corrupted for r in con.fs)
     out["fs_stale"] = sum(r.pages_stale for r in con.fs)
     out["fs_file_errors"] = sum(r.file_errors for r in con.fs)
