@@ -184,7 +184,8 @@ def test_fs_reread_pair_differs_only_in_cleancache():
     assert "zcache.cleancache=0" in off.kernel_args() and "zcache.cleancache=0" not in on.kernel_args()
     assert [a for a in off.kernel_args() if a != "zcache.cleancache=0"] == [
         a.replace("fs-reread", "fs-reread-nocleancache") for a in on.kernel_args()]
-    assert not on.expect_eph_hits  # the kernel side switches it on with cleancache
+    # the series has cleancache: pass 2 must hit zcache; with zcache.cleancache=0 it cannot
+    assert on.expect_eph_hits and not off.expect_eph_hits
 
 
 def test_fs_disk_follows_the_swap_disks(tmp_path):
