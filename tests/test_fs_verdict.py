@@ -225,3 +225,25 @@ def test_the_punched_hole_must_be_checked_in_pass_two(text):
     r = verdict(edit(text, fs_phase("pass2"), lambda o: {**o, "pages_corrupted": 1, "pages_stale": 1,
                                                          "bad": [stale]}))
     assert f"file-system pass2: 1 wrong pages, 1 of them stale (another page's content): {stale}" in r.reasons
+
+
+# ---------------------------------------------------------------- a kernel with cleancache
+
+def test_a_recorded_cleancache_boot_passes_and_a_pool_left_after_umount_fails():
+    """fs-reread recorded from this series' kernel (the kernel tests' batch, two guests side by side):
+    pass 2 got pages back from zcache, the hole read as zeros, and umount left nothing. Edited to
+    leave the pool and its frames behind, it fails."""
+    text = recorded("fs-reread-cleancache")
+    r = verdict(text, expect_eph_hits=True)
+    assert r.passed, r.reasons
+    s = r.summary
+    assert s["eph_gets_pass2"] > 0 and s["fs_pass2_sectors_read"] < s["fs_pass1_sectors_read"]
+    assert [s[f"{k}_after_umount"] for k in judge.EPH_LEVELS] == [0, 0, 0, 0]
+    assert r.counters["fs-pass2"]["zcache.eph_pools"] == 1 and r.counters["fs-pass2"]["zcache.eph_zpages"] > 0
+    leak = edit(text, lambda o: o.get("kind") == "counters" and o["phase"] == "after",
+                lambda o: {**o, "values": {**o["values"], "zcache.eph_pools": 1, "zcache.eph_pageframes": 12,
+                                           "zcache.obj_count": 3}})
+    bad = verdict(leak, expect_eph_hits=True)
+    assert bad.reasons == ["after umount zcache still holds ephemeral pages of the file system "
+                           "(eph_pageframes 12, eph_pools 1): its cleancache pool was not destroyed",
+                           "after umount zcache holds no page, yet tmem objects are left (obj_count 3)"]
