@@ -5,7 +5,7 @@ set -eu
 cd "$(dirname "$0")"
 
 APT="linux-source-6.1 qemu-system-x86 busybox-static flex bison bc libelf-dev libssl-dev
-ccache cpio git git-email gcc make perl xz-utils python3-pip lava-dispatcher distcc postgresql"
+ccache cpio git git-email gcc make perl xz-utils python3-pip e2fsprogs lava-dispatcher distcc postgresql"
 
 missing=""
 for p in $APT; do

@@ -180,15 +180,17 @@ def linux_base_files(request) -> dict[str, bytes]:
 
 MINI_FILES = {
     "Makefile": "VERSION = 6\nPATCHLEVEL = 1\nSUBLEVEL = 0\nEXTRAVERSION =\n",
-    "MAINTAINERS": "STAGING - VIA VT665X DRIVERS\nS:\tOdd Fixes\nF:\tdrivers/staging/vt665?/\n\n"
+    "MAINTAINERS": "CLK API\nF:\tinclude/linux/clk.h\n\n"
+                   "STAGING - VIA VT665X DRIVERS\nS:\tOdd Fixes\nF:\tdrivers/staging/vt665?/\n\n"
                    "STAGING SUBSYSTEM\nS:\tSupported\nF:\tdrivers/staging/\n\n"
                    "Z3FOLD COMPRESSED PAGE ALLOCATOR\nF:\tmm/z3fold.c\n\n"
                    "ZD1211RW WIRELESS DRIVER\nS:\tMaintained\nF:\tdrivers/net/wireless/zydas/zd1211rw/\n",
     "drivers/staging/Kconfig": 'menuconfig STAGING\n\tbool "Staging"\n\nif STAGING\n\n'
                                'source "drivers/staging/vme_user/Kconfig"\n\nendif # STAGING\n',
     "drivers/staging/Makefile": "obj-$(CONFIG_QLGE)\t\t+= qlge/\n",
-    "mm/Kconfig": 'config ZSWAP\n\tbool "zswap"\n\nconfig ZBUD\n\ttristate "zbud"\n',
-    "mm/Makefile": "obj-$(CONFIG_ZSWAP)\t+= zswap.o\n",
+    "mm/Kconfig": 'config ZSWAP\n\tbool "zswap"\n\nconfig ZBUD\n\ttristate "zbud"\n\n'
+                  'config FRONTSWAP\n\tbool\n\nconfig CMA\n\tbool "CMA"\n',
+    "mm/Makefile": "obj-$(CONFIG_ZSWAP)\t+= zswap.o\nobj-$(CONFIG_FRONTSWAP)\t+= frontswap.o\n",
     "Documentation/admin-guide/mm/index.rst": ".. toctree::\n\n   userfaultfd\n   zswap\n",
     # the lines the frontswap load-error patch replaces and annotates
     "mm/page_io.c": "int swap_readpage(struct page *page)\n{\n\tint ret = 0;\n\n"
@@ -196,6 +198,30 @@ MINI_FILES = {
                     "\t\tunlock_page(page);\n\t\tgoto out;\n\t}\nout:\n\treturn ret;\n}\n",
     "include/linux/frontswap.h": "struct frontswap_ops {\n"
                                  "\tint (*load)(unsigned, pgoff_t, struct page *); /* load a page */\n};\n",
+    # the lines the cleancache patch hooks into
+    "include/linux/fs.h": "struct super_block {\n\ttime64_t\t\t   s_time_max;\n};\n",
+    "fs/super.c": "#include <linux/blkdev.h>\n\nstatic struct super_block *alloc_super(void)\n{\n"
+                  "\ts->s_time_max = TIME64_MAX;\n}\n\nvoid deactivate_locked_super(struct super_block *s)\n{\n"
+                  "\tif (atomic_dec_and_test(&s->s_active)) {\n\t\tfs->kill_sb(s);\n\t}\n}\n",
+    "mm/filemap.c": "#include <linux/capability.h>\n\nvoid __filemap_remove_folio(struct folio *folio, void *shadow)\n{\n"
+                    "\ttrace_mm_filemap_delete_from_page_cache(folio);\n\tfilemap_unaccount_folio(mapping, folio);\n}\n",
+    "mm/truncate.c": "#include <linux/backing-dev.h>\n\nvoid truncate_inode_pages_range(void)\n{\n"
+                     "\tif (mapping_empty(mapping))\n\t\treturn;\n\n\twhile (index < end) {\n"
+                     "\t\ttruncate_folio_batch_exceptionals(mapping, &fbatch, indices);\n"
+                     "\t\tfolio_batch_release(&fbatch);\n\t\tindex++;\n\t}\n}\n\n"
+                     "int invalidate_inode_pages2_range(void)\n{\n\tint did_range_unmap = 0;\n\n"
+                     "\tif (mapping_empty(mapping))\n\t\treturn 0;\n\n\tif (dax_mapping(mapping)) {\n"
+                     "\t\tunmap_mapping_pages(mapping, start, end - start + 1, false);\n\t}\n\treturn ret;\n}\n",
+    "fs/mpage.c": "#include <linux/buffer_head.h>\n\nstatic struct bio *do_mpage_readpage(void)\n{\n"
+                  "\tif (first_hole != blocks_per_page) {\n\t\tgoto out;\n"
+                  "\t} else if (fully_mapped) {\n\t\tfolio_set_mappedtodisk(folio);\n\t}\nout:\n\treturn NULL;\n}\n",
+    "fs/ext4/readpage.c": "#include <linux/buffer_head.h>\n\nint ext4_mpage_readpages(void)\n{\n"
+                          "\t\tif (first_hole != blocks_per_page) {\n\t\t\tgoto next_page;\n"
+                          "\t\t} else if (fully_mapped) {\n\t\t\tSetPageMappedToDisk(page);\n\t\t}\n"
+                          "next_page:\n\treturn 0;\n}\n",
+    "fs/ext4/super.c": "#include <linux/blkdev.h>\n\nstatic int __ext4_fill_super(void)\n{\n"
+                       "\tret = ext4_setup_super(sb, es, sb_rdonly(sb));\n\tif (ret == -EROFS) {\n\t\tret = 0;\n"
+                       "\t} else if (ret)\n\t\tgoto failed_mount4a;\n\treturn 0;\n}\n",
 }
 
 

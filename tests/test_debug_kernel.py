@@ -17,7 +17,7 @@ pytestmark = pytest.mark.kernel
 # Every debug scenario of the tests in one qemu-test run, two guests side by side (CI wants the
 # verdicts; each guest's seconds are then not its own). The two-CPU hotplug guest runs alone.
 DEBUG_RUN = ["concurrent-hotplug", "basic", "fault-inject", "thp", "memcg", "swap-devices", "load-fail",
-             "writeback"]
+             "writeback", "fs-reread"]
 JOBS = 2
 
 
@@ -83,3 +83,16 @@ def test_debug_kernel_takes_the_distro_beating(debug_run):
     assert scs["load-fail"]["summary"]["sigbus"] > 0
     assert scs["writeback"]["counters"]["pressure"]["zcache.written_back_pages"] > 0
     assert scs["memcg"]["counters"]["pressure"]["cgroup.stat_zswap"] > 0
+
+
+def test_debug_kernel_rereads_files_through_cleancache(debug_run):
+    """cleancache's put under the page cache's lock with interrupts off, its gets and every
+    invalidation (truncate, hole punch, delete, umount), under KASAN, lockdep and DEBUG_VM."""
+    (sc,) = run_debug(debug_run, ["fs-reread"])
+    assert sc["splats"] == []
+    assert all(f["pages_checked"] == f["pages"] and f["pages_corrupted"] == 0
+               for f in sc["fs"] if f["phase"] in ("pass1", "pass2"))
+    assert sc["summary"]["fs_corrupted"] == 0 and sc["summary"]["eph_gets_pass2"] > 0
+    after = sc["counters"]["after"]
+    for key in ("eph_zpages", "eph_pageframes", "eph_pools"):
+        assert after[f"zcache.{key}"] == 0, key

@@ -27,7 +27,7 @@ def image(tmp_path_factory) -> qemutest.KernelImage:
 # The scenarios whose checks need no timing of their own run once, two guests side by side (CI
 # wants verdicts; see guest/schedule.py); smoke, the silence and hang checks run alone.
 BATCH = ["thp", "thp-zswap", "swap-devices", "load-fail", "memcg", "basic", "random", "bad-params",
-         "pool-limit"]
+         "pool-limit", "fs-reread", "fs-reread-nocleancache"]
 JOBS = 2
 
 
@@ -199,6 +199,44 @@ def test_failed_loads_give_sigbus_never_stale_data(batch):
     # memhog's exit status 3: pages were lost, and none came back wrong
     log = Path(r.console_log).read_text(errors="replace")
     assert '{"kind":"exit","id":"w0","status":3}' in log
+
+
+def test_fs_reread_verifies_every_file_page_and_counts_the_disk_reads(batch):
+    """The file-system job on an ext4 disk made on the host: a file set twice the guest's RAM,
+    read twice around truncate/rewrite, hole punch, delete and create, every byte verified, and
+    each pass's sectors read from the fs disk reported; pass 2 gets pages back from zcache."""
+    r = batch["fs-reread"]
+    assert r.passed, r.reasons
+    recs = {f["phase"]: f for f in r.fs}
+    assert list(recs) == ["write", "pass1", "mutate", "pass2"]
+    assert all(f["pages_corrupted"] == 0 and f["file_errors"] == 0 for f in r.fs)
+    assert recs["write"]["bytes"] == 256 << 20 and recs["pass1"]["pages_checked"] == 65536
+    # the hole punched in f000 (after its pages were dropped to cleancache) reads back as zeros
+    assert recs["mutate"]["punched_pages"] == 2048
+    assert recs["pass2"]["punched_pages_checked"] == 2048
+    # the page cache was dropped: pass 1 read most of the file set from the disk
+    assert recs["pass1"]["sectors_read"] * 512 > (128 << 20), recs["pass1"]
+    assert recs["pass2"]["sectors_read"] > 0 and recs["pass2"]["order"] == "reverse"
+    assert r.summary["fs_pass1_sectors_read"] == recs["pass1"]["sectors_read"]
+    for phase in ("before", "fs-written", "fs-pass1", "fs-mutated", "fs-pass2", "after"):
+        assert "fsdisk.sectors_read" in r.counters[phase], phase
+    assert r.boot["zcache_enabled"] is True and r.boot["zcache_cleancache"] is True
+    assert r.summary["eph_gets_pass2"] > 0
+    # umount destroyed the file system's pool: nothing ephemeral is left
+    after = r.counters["after"]
+    for key in ("eph_zpages", "eph_zbytes", "eph_pageframes", "eph_pools"):
+        assert after[f"zcache.{key}"] == 0, key
+    if after["zcache.pers_zpages"] == 0:
+        assert after["zcache.obj_count"] == 0 and after["zcache.objnode_count"] == 0
+
+
+def test_cleancache_saves_disk_reads_and_zcache_cleancache_0_turns_it_off(batch):
+    on, off = batch["fs-reread"], batch["fs-reread-nocleancache"]
+    assert off.passed, off.reasons
+    assert off.boot["zcache_cleancache"] is False
+    assert off.summary["eph_puts"] == 0 and off.summary["eph_gets"] == 0
+    # the same image, the same reads: pass 2 reads fewer sectors when zcache held pages
+    assert on.summary["fs_pass2_sectors_read"] < off.summary["fs_pass2_sectors_read"]
 
 
 def test_broken_kernel_fails_with_the_splat_quoted(tmp_path, capsys):

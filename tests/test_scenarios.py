@@ -134,8 +134,8 @@ def test_zcf_parameters_are_reserved(tmp_path):
 
 def test_bad_expectation(tmp_path):
     msg = error_of(tmp_path, GOOD + "    expect: ['during zcache.x > 1', 'pressure zcache.x ~ 1']\n")
-    assert "scenarios[0].expect[0]: expected a phase of before, pressure, after-swapoff, after first, " \
-        "found 'during zcache.x > 1'" in msg
+    assert "scenarios[0].expect[0]: expected a phase of before, pressure, after-swapoff, after, " \
+        "fs-written, fs-pass1, fs-mutated, fs-pass2 first, found 'during zcache.x > 1'" in msg
     assert "scenarios[0].expect[1]: expected 'PHASE KEY OP NUMBER'" in msg
 
 
@@ -167,3 +167,50 @@ def test_yaml_syntax_error_has_a_line_number(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(ForgeError, match="cannot read scenario file"):
         load_scenarios(tmp_path / "nope.yaml")
+
+
+FS = GOOD.replace("""    workloads:
+      - {size_mib: 160, pattern: text, passes: 1, seed: 5}
+""", """    fs_mib: 256
+    fs_files: 8
+""")
+
+
+def test_fs_reread_pair_differs_only_in_cleancache():
+    on, off = get("fs-reread"), get("fs-reread-nocleancache")
+    assert (on.fs_mib, on.workloads, on.cleancache, off.cleancache) == (256, (), True, False)
+    assert on.fs_mib >= 2 * on.memory_mib  # the file set is twice the guest's RAM
+    assert "zcf.fs=vdb:256:8:121" in on.kernel_args()
+    assert "zcache.cleancache=0" in off.kernel_args() and "zcache.cleancache=0" not in on.kernel_args()
+    assert [a for a in off.kernel_args() if a != "zcache.cleancache=0"] == [
+        a.replace("fs-reread", "fs-reread-nocleancache") for a in on.kernel_args()]
+    # the series has cleancache: pass 2 must hit zcache; with zcache.cleancache=0 it cannot
+    assert on.expect_eph_hits and not off.expect_eph_hits
+
+
+def test_fs_disk_follows_the_swap_disks(tmp_path):
+    s = load_scenarios(write(tmp_path, FS + "    swap_devices: 2\n")).get("small")
+    assert s.fs_disk == "vdc" and "zcf.fs=vdc:256:8:1" in s.job_args()
+    assert s.balloon_mib == 0 and s.fs_disk_mib == 256 + 64 + 64
+
+
+def test_fs_job_and_workloads_exclude_each_other(tmp_path):
+    msg = error_of(tmp_path, GOOD + "    fs_mib: 64\n")
+    assert "scenarios[0].fs_mib: expected no workloads with fs_mib (the file-system job runs alone), " \
+        "found 1 workload(s)" in msg
+    msg = error_of(tmp_path, FS.replace("    fs_mib: 256\n", ""))
+    assert "scenarios[0].fs_mib: expected workloads (at least one) or a file-system job (fs_mib > 0), " \
+        "found neither" in msg
+
+
+def test_fs_files_need_pages_and_eph_hits_need_cleancache(tmp_path):
+    msg = error_of(tmp_path, FS.replace("fs_mib: 256", "fs_mib: 1").replace("fs_files: 8", "fs_files: 100"))
+    assert "scenarios[0].fs_files: expected at most 64 files for fs_mib 1 (4 pages a file), found 100" in msg
+    assert "scenarios[0].fs_files" in error_of(tmp_path, FS.replace("fs_files: 8", "fs_files: 2"))
+    msg = error_of(tmp_path, FS + "    cleancache: false\n    expect_eph_hits: true\n")
+    assert "scenarios[0].expect_eph_hits: expected expect_eph_hits only with backend: zcache and " \
+        "cleancache on" in msg
+    msg = error_of(tmp_path, GOOD + "    expect_eph_hits: true\n")
+    assert "expected expect_eph_hits only with a file-system job" in msg
+    s = load_scenarios(write(tmp_path, FS + "    expect_eph_hits: true\n")).get("small")
+    assert s.expect_eph_hits and s.cleancache

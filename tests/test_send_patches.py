@@ -229,12 +229,13 @@ def sent_v1(tmp_path_factory, linux_base_files):
 
 def test_real_send_one_message_each_threaded_to_the_cover(sent_v1):
     server, expected = sent_v1["server"], sent_v1["expected"]
-    assert len(server.received) == 10 + 3
-    for name, change_id, n in (("zcache-staging", "zcache-staging-7d3e91", 9),
+    assert len(server.received) == 12 + 3
+    for name, change_id, n in (("zcache-staging", "zcache-staging-7d3e91", 11),
                                ("zcache-promote", "zcache-promote-c41a08", 2)):
         thread = thread_of(server, change_id)
-        assert [subject(r)[:len(f"[PATCH {i}/{n}]")] for i, r in enumerate(thread)] == \
-            [f"[PATCH {i}/{n}]" for i in range(n + 1)]
+        width = len(str(n))  # format-patch pads the numbers
+        assert [subject(r)[:len(f"[PATCH {i:0{width}d}/{n}]")] for i, r in enumerate(thread)] == \
+            [f"[PATCH {i:0{width}d}/{n}]" for i in range(n + 1)]
         cover_id = thread[0].msg["Message-Id"]
         assert cover_id == f"<20261127-{change_id}-v1-0-" + cover_id.split("-v1-0-")[1]
         assert thread[0].msg["In-Reply-To"] is None
@@ -251,8 +252,11 @@ def test_real_send_one_message_each_threaded_to_the_cover(sent_v1):
     assert "corbet@lwn.net" not in addresses(promote[1].msg["To"]) | addresses(promote[1].msg["Cc"])
     assert "akpm@linux-foundation.org" in addresses(promote[1].msg["To"])
     assert {"corbet@lwn.net", "akpm@linux-foundation.org"} <= addresses(promote[0].msg["To"])
-    assert "gregkh@linuxfoundation.org" in addresses(thread_of(server, "zcache-staging")[1].msg["To"])
-    assert "linux-staging@lists.linux.dev" in addresses(thread_of(server, "zcache-staging")[1].msg["Cc"])
+    staging = thread_of(server, "zcache-staging")
+    assert "akpm@linux-foundation.org" in addresses(staging[1].msg["To"])  # cleancache: mm and fs
+    assert "gregkh@linuxfoundation.org" not in addresses(staging[1].msg["To"])
+    assert "gregkh@linuxfoundation.org" in addresses(staging[2].msg["To"])
+    assert "linux-staging@lists.linux.dev" in addresses(staging[2].msg["Cc"])
     assert all(SENDER not in {a.lower() for a in r.rcpt} for r in server.received)
 
 
@@ -264,10 +268,10 @@ def test_received_mbox_applies_with_git_am_and_gives_the_same_trees(sent_v1, tmp
     assert git(wt, "rev-parse", "HEAD") == sent_v1["base"]
     # One mbox as received: the two cover letters have no diff and are dropped.
     git(wt, "am", "-q", "--empty=drop", str(sent_v1["mbox"]))
-    assert git(wt, "rev-list", "--count", "HEAD", "^FETCH_HEAD") == "11"
+    assert git(wt, "rev-list", "--count", "HEAD", "^FETCH_HEAD") == "13"
     assert git(wt, "rev-parse", "HEAD~2^{tree}") == sent_v1["trees"]["zcache-staging"]
     assert git(wt, "rev-parse", "HEAD^{tree}") == sent_v1["trees"]["zcache-promote"]
-    assert git(wt, "log", "-1", "--format=%an <%ae>%n%s", "HEAD~10") == \
+    assert git(wt, "log", "-1", "--format=%an <%ae>%n%s", "HEAD~11") == \
         "Zcache Forge <zcache-forge@example.org>\nstaging: zcache: add the tmem key-value core"
 
 
@@ -283,7 +287,7 @@ def test_v2_has_changelog_and_range_diff_keeps_v1_and_replies_to_it(world, smtp,
     assert "-v1-0-" in sent_v1_cover
     assert sentrecord.load(v1_dir).cover_message_id() == sent_v1_cover
     progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("sent ")]
-    assert [p.split(" zcache-staging")[0] for p in progress] == [f"sent {i}/10" for i in range(1, 11)]
+    assert [p.split(" zcache-staging")[0] for p in progress] == [f"sent {i}/12" for i in range(1, 13)]
     smtp.received.clear()
 
     edit(world, lambda d: d.update(date="2026-11-28 10:00:00 +0000"))
@@ -298,7 +302,7 @@ def test_v2_has_changelog_and_range_diff_keeps_v1_and_replies_to_it(world, smtp,
         s = d["series"][0]
         s.update(version=2, in_reply_to_previous=True,
                  changelog={2: "- zbud: pick the fullest frame that fits"})
-        s["patches"][1]["changes"] = {2: "pick the fullest frame that fits"}
+        s["patches"][2]["changes"] = {2: "pick the fullest frame that fits"}
 
     edit(world, bump)
     zbud = world / "templates" / "zcache" / "zbud.c.j2"
@@ -306,14 +310,14 @@ def test_v2_has_changelog_and_range_diff_keeps_v1_and_replies_to_it(world, smtp,
     pipeline.build_patches(world / "series.yaml", world / "patches")
     assert snapshot(v1_dir) == v1
     cover = (world / "patches" / "zcache-staging" / "v2" / "v2-0000-cover-letter.patch").read_text()
-    assert "Subject: [PATCH v2 0/9]" in cover
+    assert "Subject: [PATCH v2 00/11]" in cover
     assert "Changes in v2:\n- zbud: pick the fullest frame that fits" in cover
     rd = cover[cover.index("Range-diff against v1:"):cover.index("base-commit:")]
-    zbud_line = r"^ *2: +[0-9a-f]{7,} ! +2: +[0-9a-f]{7,} staging: zcache: add the zbud allocator$"
+    zbud_line = r"^ *3: +[0-9a-f]{7,} ! +3: +[0-9a-f]{7,} staging: zcache: add the zbud allocator$"
     assert re.search(zbud_line, rd, re.M)
-    tmem_line = r"^ *1: +([0-9a-f]{7,}) = +1: +\1 staging: zcache: add the tmem key-value core$"
+    tmem_line = r"^ *2: +([0-9a-f]{7,}) = +2: +\1 staging: zcache: add the tmem key-value core$"
     assert re.search(tmem_line, rd, re.M)
-    assert len(re.findall(r"^ *\d: .* [=!] +\d: ", rd, re.M)) == 9 and rd.count(" ! ") == 1
+    assert len(re.findall(r"^ *\d+: .* [=!] +\d+: ", rd, re.M)) == 11 and rd.count(" ! ") == 1
     assert "change-id: 20261127-zcache-staging-7d3e91" in cover
     v2 = snapshot(world / "patches" / "zcache-staging" / "v2")
     pipeline.build_patches(world / "series.yaml", world / "patches")
@@ -322,7 +326,7 @@ def test_v2_has_changelog_and_range_diff_keeps_v1_and_replies_to_it(world, smtp,
     stamp_all(world)
     assert send(world, smtp, ["zcache-staging"], really=True) == 0
     thread = smtp.received
-    assert [subject(r)[:14] for r in thread] == [f"[PATCH v2 {i}/9]" for i in range(10)]
+    assert [subject(r)[:16] for r in thread] == [f"[PATCH v2 {i:02d}/11]" for i in range(12)]
     v2_cover = thread[0].msg["Message-Id"]
     assert "-v2-0-" in v2_cover and thread[0].msg["In-Reply-To"] == sent_v1_cover
     for r in thread[1:]:
@@ -371,8 +375,8 @@ def test_without_send_nothing_is_sent(world, smtp, capsys):
     assert send(world, smtp, None, really=False) == 0
     out = capsys.readouterr().out
     assert smtp.received == []
-    assert out.count("Dry-OK. Log says:") == 13
-    assert "dry run: nothing sent; 13 messages" in out
+    assert out.count("Dry-OK. Log says:") == 15
+    assert "dry run: nothing sent; 15 messages" in out
     assert "To: linux-mm@kvack.org, Greg Kroah-Hartman <gregkh@linuxfoundation.org>" in out
 
 
@@ -435,18 +439,18 @@ def test_preflight_passes_the_generated_series(world):
 
 
 @pytest.mark.parametrize("glob, old, new, expect", [
-    ("0000-*", "Subject: [PATCH 0/9] staging: add the zcache compressed swap cache",
-     "Subject: [PATCH 0/9] *** SUBJECT HERE ***", "leftover placeholder '*** SUBJECT HERE ***'"),
+    ("0000-*", "Subject: [PATCH 00/11] staging: add the zcache compressed swap cache",
+     "Subject: [PATCH 00/11] *** SUBJECT HERE ***", "leftover placeholder '*** SUBJECT HERE ***'"),
     ("0002-*", "\nSigned-off-by: Zcache Forge <zcache-forge@example.org>\n", "\n",
      "no Signed-off-by above the '---'"),
-    ("0004-*", "Subject: [PATCH 4/9] staging: zcache: compress swap pages through frontswap",
-     "Subject: [PATCH 4/9] staging: zcache: compress swap pages through frontswap and more words",
+    ("0005-*", "Subject: [PATCH 05/11] staging: zcache: compress swap pages through frontswap",
+     "Subject: [PATCH 05/11] staging: zcache: compress swap pages through frontswap and more words",
      "columns, more than 75"),
     ("0003-*", "\nSigned-off-by:", "\nChanges in v2:\n- none\n\nSigned-off-by:",
      "version changelog 'Changes in v2' above the '---'"),
-    ("0005-*", "Subject: [PATCH 5/9]", "Subject: [PATCH v2 5/9]",
+    ("0006-*", "Subject: [PATCH 06/11]", "Subject: [PATCH v2 06/11]",
      "Subject says v2, the series file says version 1"),
-    ("0001-*", "Subject: [PATCH 1/9]", "Subject: [PATCH 1/4]", "Subject numbers 1/4, expected 1/9"),
+    ("0001-*", "Subject: [PATCH 01/11]", "Subject: [PATCH 01/4]", "Subject numbers 01/4, expected 1/11"),
 ])
 def test_preflight_finds(world, tmp_path, glob, old, new, expect):
     s, folder, problems = broken_copy(world, tmp_path, lambda d: rewrite(d, glob, old, new))
@@ -597,7 +601,7 @@ def test_a_send_failing_half_way_records_what_went_out(world, capsys):
     finally:
         controller.stop()
     err = capsys.readouterr().err
-    assert "failed (exit" in err and "after 2 of 10 messages" in err, err
+    assert "failed (exit" in err and "after 2 of 12 messages" in err, err
     rec = sentrecord.load(world / "patches" / "zcache-staging" / "v1")
     assert rec is not None and rec.sends[0]["complete"] is False
     went_out = [r.msg["Message-Id"] for r in server.received]

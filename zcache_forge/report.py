@@ -74,10 +74,44 @@ def render_table(results: list[ScenarioResult]) -> str:
                      _fmt(s.get("zcache_stored")), _fmt(s.get("corrupted")),
                      "-" if s.get("swapoff_s") is None else f"{s['swapoff_s']:.1f}", _kunit_cell(r.kunit)])
     lines = columns(headers, rows)
+    fs = render_fs_table(results)
+    if fs:
+        lines += ["", fs]
     for r in results:
         for reason in r.reasons:
             lines.append(f"{r.name}: {reason}")
     return "\n".join(lines)
+
+
+def _eph(s: dict[str, float | None], key: str) -> str:
+    return _fmt(s.get(key))
+
+
+def render_fs_table(results: list[ScenarioResult]) -> str:
+    """The file-system job of the scenarios that ran one: MiB the fs disk read in each read pass
+    (pass 2 reads the file set in reverse, what a cache still holds first), seconds per pass, and
+    zcache's ephemeral-page counters at the end of pass 2 ("-": the kernel has no cleancache), and what
+    zcache still holds for the file system after umount and drop_caches (zpages/frames/pools: 0/0/0)."""
+    headers = ["file-system job", "cleancache", "written-MiB", "pass1-disk-MiB", "pass2-disk-MiB", "pass1-s",
+               "pass2-s", "eph-puts", "failed-eph-puts", "eph-gets(p1/p2)", "failed-eph-gets", "eph-flushes",
+               "eph-zpages(p2)", "eph-left(zpages/frames/pools)", "wrong-pages"]
+    rows = []
+    for r in results:
+        s = r.summary
+        if "fs_pass1_sectors_read" not in s:
+            continue
+        boot = (r.boot or {}).get("zcache_cleancache")
+        state = "-" if boot is None else ("on" if boot else "off")
+        left = ("-" if s.get("eph_zpages_after_umount") is None else
+                "/".join(_eph(s, f"{k}_after_umount") for k in ("eph_zpages", "eph_pageframes", "eph_pools")))
+        gets = ("-" if s.get("eph_gets") is None
+                else f"{_eph(s, 'eph_gets_pass1')}/{_eph(s, 'eph_gets_pass2')}")
+        rows.append([r.name, state, _fmt(s.get("fs_written_mib")), num(s.get("fs_pass1_disk_mib"), 1),
+                     num(s.get("fs_pass2_disk_mib"), 1), num(s.get("fs_pass1_s"), 1),
+                     num(s.get("fs_pass2_s"), 1),
+                     _eph(s, "eph_puts"), _eph(s, "failed_eph_puts"), gets, _eph(s, "failed_eph_gets"),
+                     _eph(s, "eph_flushes"), _eph(s, "eph_zpages"), left, _fmt(s.get("fs_corrupted"))])
+    return "\n".join(columns(headers, rows)) if rows else ""
 
 
 # ---------------------------------------------------------------- bench

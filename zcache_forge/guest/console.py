@@ -1,7 +1,7 @@
 """The guest's console protocol: one pass over a console log into typed records.
 
-The guest's /init and memhog print ``ZCF-RESULT {json}`` records (kinds: boot, counters,
-workload, exit, step, error) and a final ``ZCF-DONE status=N``; the kernel prints its
+The guest's /init, memhog and filehog print ``ZCF-RESULT {json}`` records (kinds: boot, counters,
+workload, fs, exit, step, error) and a final ``ZCF-DONE status=N``; the kernel prints its
 splats (oopses, BUGs, warnings, lockups) to the same console. parse_console() reads all of
 it once: every record becomes a dataclass of its kind, and a record that cannot be read (its
 JSON is cut short or garbled, or a field has the wrong type) becomes a ParseError naming its
@@ -83,6 +83,32 @@ class WorkloadRecord:
 
 
 @dataclass(frozen=True)
+class FsRecord:
+    """filehog's result of one action on the file set: "write", "pass1", "mutate", "pass2".
+
+    sectors_read/sectors_written: what the fs disk did during the action (/sys/block/vdX/stat);
+    bad: the first wrong pages or files, each naming the file, the page and what it held."""
+
+    line: int
+    id: str
+    phase: str
+    pages: int = 0              # pages the action expected to check (verify) or wrote (write)
+    pages_checked: int = 0
+    pages_corrupted: int = 0
+    pages_stale: int = 0        # of the corrupted: another page's (or generation's) exact content
+    file_errors: int = 0        # wrong size, EOF, a deleted file present, a file missing
+    page_size: int = 4096
+    pages_per_file: int = 0
+    files: int = 0
+    sectors_read: int | None = None
+    sectors_written: int | None = None
+    bytes: float | None = None
+    elapsed_s: float | None = None
+    bad: tuple[str, ...] = ()
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
 class ExitRecord:
     """How a workload process exited."""
 
@@ -136,7 +162,8 @@ class ParseError:
         return self.kind is None
 
 
-Record = BootRecord | CountersRecord | WorkloadRecord | ExitRecord | StepRecord | ErrorRecord | OtherRecord
+Record = (BootRecord | CountersRecord | WorkloadRecord | FsRecord | ExitRecord | StepRecord | ErrorRecord
+          | OtherRecord)
 
 
 @dataclass(frozen=True)
@@ -170,6 +197,10 @@ class Console:
     @property
     def workloads(self) -> list[WorkloadRecord]:
         return self.of(WorkloadRecord)
+
+    @property
+    def fs(self) -> list[FsRecord]:
+        return self.of(FsRecord)
 
     @property
     def counters(self) -> list[CountersRecord]:
@@ -229,6 +260,21 @@ def _record(n: int, obj: dict[str, Any]) -> Record:
             passes=_num(obj, "passes", 1), pages_checked=_num(obj, "pages_checked"),
             pages_corrupted=_num(obj, "pages_corrupted", 0), pages_sigbus=_num(obj, "pages_sigbus", 0),
             bytes=_num(obj, "bytes"), elapsed_s=_num(obj, "elapsed_s"), raw=obj)
+    if kind == "fs":
+        bad = obj.get("bad", [])
+        if not isinstance(bad, list) or not all(isinstance(b, str) for b in bad):
+            raise _Malformed(f"'bad' is not a list of strings: {bad!r}")
+        sectors = obj.get("disk_stat") is not False  # filehog had no disk to count
+        return FsRecord(
+            n, _str(obj, "id"), _str(obj, "phase"), pages=_num(obj, "pages", 0, True),
+            pages_checked=_num(obj, "pages_checked", 0, True),
+            pages_corrupted=_num(obj, "pages_corrupted", 0, True),
+            pages_stale=_num(obj, "pages_stale", 0, True), file_errors=_num(obj, "file_errors", 0, True),
+            page_size=_num(obj, "page_size", 4096, True), pages_per_file=_num(obj, "pages_per_file", 0, True),
+            files=_num(obj, "files", 0, True),
+            sectors_read=_num(obj, "sectors_read", integral=True) if sectors else None,
+            sectors_written=_num(obj, "sectors_written", integral=True) if sectors else None,
+            bytes=_num(obj, "bytes"), elapsed_s=_num(obj, "elapsed_s"), bad=tuple(bad), raw=obj)
     if kind == "exit":
         status = _num(obj, "status", integral=True)
         if status is None:

@@ -1,4 +1,4 @@
-"""The guest's initramfs: busybox, the memhog workload and qemu/init, as a gzip'd newc cpio.
+"""The guest's initramfs: busybox, the memhog and filehog workloads and qemu/init, as a gzip'd newc cpio.
 
 The archive is reproducible: files are listed in a fixed order, every mtime
 is pinned, owners are root and inode numbers are renumbered, so the same
@@ -23,9 +23,10 @@ log = logging.getLogger(__name__)
 QEMU_DIR = Path(__file__).resolve().parents[2] / "qemu"
 MEMHOG_SRC = QEMU_DIR / "memhog.c"
 SWAPPRIO_SRC = QEMU_DIR / "swapprio.c"
-# the guest's own static programs: the workload, and swapon with a priority
-# (busybox-static's swapon has no -p)
-C_TOOLS = (MEMHOG_SRC, SWAPPRIO_SRC)
+FILEHOG_SRC = QEMU_DIR / "filehog.c"
+# the guest's own static programs: the workloads (anonymous memory, and a file set on
+# the fs disk), and swapon with a priority (busybox-static's swapon has no -p)
+C_TOOLS = (MEMHOG_SRC, SWAPPRIO_SRC, FILEHOG_SRC)
 INIT_SRC = QEMU_DIR / "init"
 BUSYBOX = Path("/bin/busybox")
 CFLAGS = ("-static", "-O2", "-Wall", "-Wextra", "-Werror")
@@ -33,7 +34,7 @@ CFLAGS = ("-static", "-O2", "-Wall", "-Wextra", "-Werror")
 APPLETS = ("sh", "mount", "umount", "mkdir", "cat", "sed", "uname", "nproc", "sleep",
            "mkswap", "swapon", "swapoff", "dd", "rm", "touch", "sync", "poweroff", "reboot",
            "ls", "dmesg", "free", "pidof")
-DIRS = ("bin", "dev", "proc", "sys", "tmp", "balloon")
+DIRS = ("bin", "dev", "proc", "sys", "tmp", "balloon", "mnt")
 EPOCH = 946684800  # 2000-01-01: the mtime of everything in the archive
 OUTPUT_NAME = "initramfs.cpio.gz"
 

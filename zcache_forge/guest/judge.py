@@ -12,10 +12,28 @@ from pathlib import Path
 from typing import Any
 
 from zcache_forge.guest import ktap
-from zcache_forge.guest.console import CONTEXT_BEFORE, TAIL_LINES, Console, ParseError, Splat, parse_console
+from zcache_forge.guest.console import (
+    CONTEXT_BEFORE,
+    TAIL_LINES,
+    Console,
+    FsRecord,
+    ParseError,
+    Splat,
+    parse_console,
+)
 from zcache_forge.guest.ktap import KtapResult
 from zcache_forge.guest.qemu import GuestRun
-from zcache_forge.guest.scenarios import Scenario
+from zcache_forge.guest.scenarios import FS_PHASES, Scenario
+
+MIB = 1 << 20
+SECTOR = 512
+# filehog's actions, in the order /init runs them
+FS_ACTIONS = ("write", "pass1", "mutate", "pass2")
+# zcache's cleancache counters (debugfs) the fs job reports, when the kernel has them
+EPH_COUNTERS = ("eph_puts", "failed_eph_puts", "eph_gets", "failed_eph_gets", "eph_flushes", "eph_zpages",
+                "eph_pageframes", "evicted_eph_pageframes")
+# what zcache holds for cleancache: all of it must be gone once the file system is unmounted
+EPH_LEVELS = ("eph_zpages", "eph_zbytes", "eph_pageframes", "eph_pools")
 
 
 @dataclass(frozen=True)
@@ -60,6 +78,7 @@ class ScenarioResult:
     ended_by: str = "guest"
     last_console: str = ""  # the console's last line when the run ended
     max_silence_s: float | None = None  # the console's longest silence (None: not measured)
+    fs: list[dict[str, Any]] = field(default_factory=list)  # filehog's records as printed (the fs job)
 
 
 Verdict = ScenarioResult
@@ -156,6 +175,144 @@ def workload_reasons(scenario: Scenario, con: Console) -> list[str]:
         reasons.append("zcache loads were made to fail, yet no workload page raised SIGBUS: "
                        "a failed load must never pass for a good page")
     return reasons
+
+
+def fs_pages_expected(scenario: Scenario, page_size: int) -> dict[str, int]:
+    """Pages each read pass must check, as filehog's mutate leaves the file set (qemu/filehog.c):
+    pass 1 every page; pass 2 without the deleted file, with the truncated file at P/2 + P/4 pages
+    and the new file's P/2 (the punched hole of file 0, P/4 pages, keeps the file's size: its pages
+    are checked, as zeros)."""
+    p = scenario.fs_mib * MIB // page_size // scenario.fs_files
+    return {"pass1": scenario.fs_files * p, "pass2": (scenario.fs_files - 2) * p + p // 2 + p // 4 + p // 2,
+            "punched": p // 4}
+
+
+def _eph_delta(counters: dict[str, dict[str, float]], name: str, start: str, end: str) -> float | None:
+    return _delta(counters, f"zcache.{name}", start, end)
+
+
+def fs_reasons(scenario: Scenario, con: Console, counters: dict[str, dict[str, float]]) -> list[str]:
+    """The file-system job: every action reported, every page of both passes checked and intact
+    (any wrong page is named), the disk's counters and the kernel's counters after every step."""
+    reasons = []
+    by_phase = {r.phase: r for r in con.fs}
+    for action in FS_ACTIONS:
+        if action not in by_phase:
+            reasons.append(f"file-system job: no {action!r} record from filehog")
+    for phase in ("pass1", "pass2"):
+        rec = by_phase.get(phase)
+        if rec is None:
+            continue
+        named = "; ".join(rec.bad)
+        if rec.pages_corrupted:
+            stale = f", {rec.pages_stale} of them stale (another page's content)" if rec.pages_stale else ""
+            reasons.append(f"file-system {phase}: {rec.pages_corrupted} wrong pages{stale}: {named}")
+        if rec.file_errors:
+            reasons.append(f"file-system {phase}: {rec.file_errors} wrong files: {named}")
+        want = fs_pages_expected(scenario, rec.page_size)[phase]
+        if rec.pages_checked != want:
+            reasons.append(f"file-system {phase}: {rec.pages_checked} pages checked, expected {want}: "
+                           "not every page was verified")
+        if rec.sectors_read is None:
+            reasons.append(f"file-system {phase}: no sectors read: filehog could not read "
+                           f"/sys/block/{scenario.fs_disk}/stat")
+    reasons += punch_reasons(scenario, by_phase)
+    for phase in ("before", *FS_PHASES, "after"):
+        if phase not in counters:
+            reasons.append(f"file-system job: no {phase!r} counters record")
+    pass2 = counters.get("fs-pass2", {})
+    if scenario.backend == "zcache" and pass2 and "zcache.pers_puts" not in pass2:
+        reasons.append("no zcache counters in /sys/kernel/debug/zcache: is zcache built in "
+                       "(CONFIG_ZCACHE=y, CONFIG_DEBUG_FS=y) and not disabled?")
+    return reasons + cleancache_reasons(scenario, con, counters)
+
+
+def punch_reasons(scenario: Scenario, by_phase: dict[str, FsRecord]) -> list[str]:
+    """mutate punches a hole of P/4 pages in file 0 (after dropping them from the page cache, so
+    cleancache had copies); pass 2 must have checked every page of it, as zeros."""
+    mutate, pass2 = by_phase.get("mutate"), by_phase.get("pass2")
+    if mutate is None or pass2 is None:
+        return []
+    want = fs_pages_expected(scenario, pass2.page_size)["punched"]
+    if mutate.raw.get("punched_pages") != want:
+        return [f"file-system mutate: punched {mutate.raw.get('punched_pages')} pages, expected {want}: "
+                "is filehog older than the hole-punch check?"]
+    checked = pass2.raw.get("punched_pages_checked")
+    if checked != want:
+        return [f"file-system pass2: {checked} pages of the punched hole checked, expected {want}"]
+    return []
+
+
+def eph_left_reasons(counters: dict[str, dict[str, float]]) -> list[str]:
+    """After umount and drop_caches the file system's ephemeral pool is destroyed: every eph
+    level is 0, and when zcache holds no swap page no tmem object is left either."""
+    after = counters.get("after", {})
+    left = [f"{k} {after[f'zcache.{k}']:.0f}" for k in EPH_LEVELS if after.get(f"zcache.{k}")]
+    reasons = []
+    if left:
+        reasons.append(f"after umount zcache still holds ephemeral pages of the file system "
+                       f"({', '.join(left)}): its cleancache pool was not destroyed")
+    pers = [after.get(f"zcache.{k}") for k in ("pers_zpages", "zero_filled_pages")]
+    if "zcache.eph_zpages" in after and pers == [0, 0]:
+        objs = [f"{k} {after[f'zcache.{k}']:.0f}" for k in ("obj_count", "objnode_count")
+                if after.get(f"zcache.{k}")]
+        if objs:
+            reasons.append(f"after umount zcache holds no page, yet tmem objects are left "
+                           f"({', '.join(objs)})")
+    return reasons
+
+
+def cleancache_reasons(scenario: Scenario, con: Console, counters: dict[str, dict[str, float]]) -> list[str]:
+    """What holds of zcache's ephemeral pages when the kernel reports them (a kernel without
+    cleancache reports none, and only expect_eph_hits asks for them)."""
+    reasons = []
+    param = con.boots[-1].raw.get("zcache_cleancache") if con.boots else None
+    puts = _eph_delta(counters, "eph_puts", "before", "fs-pass2")
+    if not scenario.cleancache:
+        if param is True:
+            reasons.append("zcache.cleancache=0 did not take: /sys/module/zcache/parameters/cleancache is Y")
+        if puts:
+            reasons.append(f"zcache.cleancache=0, yet zcache took {puts:.0f} ephemeral pages (eph_puts)")
+    reasons += eph_left_reasons(counters)
+    if scenario.expect_eph_hits:
+        gets = _eph_delta(counters, "eph_gets", "fs-mutated", "fs-pass2")
+        if param is False:  # absent is fine: a parameter without a sysfs file; eph_gets tells
+            reasons.append("expect_eph_hits: zcache's cleancache is off "
+                           "(/sys/module/zcache/parameters/cleancache is N)")
+        if gets is None:
+            reasons.append("expect_eph_hits: the guest did not report zcache.eph_gets")
+        elif gets <= 0:
+            reasons.append(f"expect_eph_hits: pass 2 got no page back from zcache (eph_gets +0; eph_puts "
+                           f"{'-' if puts is None else f'{puts:.0f}'})")
+    return reasons
+
+
+def fs_summary(con: Console, counters: dict[str, dict[str, float]]) -> dict[str, float | None]:
+    """The fs job's figures: MiB the disk read per pass (sectors), seconds per pass, the eph counters
+    at the end of pass 2, eph_gets per pass."""
+    by_phase = {r.phase: r for r in con.fs}
+    out: dict[str, float | None] = {}
+    write = by_phase.get("write")
+    out["fs_written_mib"] = None if write is None or write.bytes is None else round(write.bytes / MIB, 1)
+    for phase in ("pass1", "pass2"):
+        rec = by_phase.get(phase)
+        sectors = None if rec is None else rec.sectors_read
+        out[f"fs_{phase}_sectors_read"] = sectors
+        out[f"fs_{phase}_disk_mib"] = None if sectors is None else round(sectors * SECTOR / MIB, 1)
+        out[f"fs_{phase}_mib"] = None if rec is None or rec.bytes is None else round(rec.bytes / MIB, 1)
+        out[f"fs_{phase}_s"] = None if rec is None or rec.elapsed_s is None else round(rec.elapsed_s, 2)
+    end = counters.get("fs-pass2", {})
+    for name in EPH_COUNTERS:
+        out[name] = end.get(f"zcache.{name}")
+    out["eph_gets_pass1"] = _eph_delta(counters, "eph_gets", "fs-written", "fs-pass1")
+    out["eph_gets_pass2"] = _eph_delta(counters, "eph_gets", "fs-mutated", "fs-pass2")
+    after = counters.get("after", {})
+    for name in EPH_LEVELS:
+        out[f"{name}_after_umount"] = after.get(f"zcache.{name}")
+    out["fs_corrupted"] = sum(r.pages_corrupted for r in con.fs)
+    out["fs_stale"] = sum(r.pages_stale for r in con.fs)
+    out["fs_file_errors"] = sum(r.file_errors for r in con.fs)
+    return out
 
 
 def swap_used_kib(values: dict[str, float]) -> float | None:
@@ -260,7 +417,7 @@ def summary(con: Console, counters: dict[str, dict[str, float]]) -> dict[str, fl
         "frontswap_stores": pressure.get("frontswap.succ_stores"),
         "frontswap_failed": pressure.get("frontswap.failed_stores"),
         "frontswap_loads": after.get("frontswap.loads"),
-        "corrupted": sum(w.pages_corrupted for w in con.workloads),
+        "corrupted": sum(w.pages_corrupted for w in con.workloads) + sum(r.pages_corrupted for r in con.fs),
         "sigbus": sum(w.pages_sigbus for w in con.workloads),
         "swapoff_s": None if swapoff is None else round(swapoff.end_s - swapoff.start_s, 2),
     }
@@ -275,9 +432,13 @@ def evaluate(scenario: Scenario, con: Console, kunit: list[KtapResult],
     last_console = outcome.last_console or (con.tail[-1] if con.tail else "")
     reasons = exit_reasons(outcome, scenario, last_console) + boot_reasons(con, scenario)
     if con.boots:
-        reasons += done_reasons(con) + workload_reasons(scenario, con) + swap_reasons(counters)
-        if scenario.backend == "zcache":
-            reasons += zcache_reasons(counters)
+        reasons += done_reasons(con) + workload_reasons(scenario, con)
+        if scenario.fs_mib:  # the file-system job runs instead of the workloads: nothing need swap
+            reasons += fs_reasons(scenario, con, counters)
+        else:
+            reasons += swap_reasons(counters)
+            if scenario.backend == "zcache":
+                reasons += zcache_reasons(counters)
         reasons += expect_reasons(scenario, counters)
     reasons += kunit_reasons(kunit)
     reasons += splat_reasons(con.splats)
@@ -286,10 +447,11 @@ def evaluate(scenario: Scenario, con: Console, kunit: list[KtapResult],
         workloads=[w.raw for w in con.workloads], counters=counters, accelerator=outcome.accel,
         seconds=round(outcome.seconds, 2), splats=con.splats, exit_kind=outcome.exit_kind,
         guest_status=outcome.guest_status, boot=con.boots[0].raw if con.boots else None,
-        steps=[s.raw for s in con.steps], summary=summary(con, counters),
+        steps=[s.raw for s in con.steps],
+        summary={**summary(con, counters), **(fs_summary(con, counters) if scenario.fs_mib else {})},
         console_log=str(outcome.console_log) if outcome.console_log else None, kunit=kunit,
         parse_errors=con.errors, ended_by=what_ended(outcome, scenario), last_console=last_console,
-        max_silence_s=outcome.max_silence_s)
+        max_silence_s=outcome.max_silence_s, fs=[r.raw for r in con.fs])
 
 
 def judge(scenario: Scenario, console_text: str, *, exit_kind: str = "exit", guest_status: int | None = 0,

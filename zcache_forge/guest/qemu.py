@@ -130,6 +130,7 @@ class _Boot:
     timeout_s: float  # the wall-clock backstop
     disk: DiskModel = DISK_MODELS[0]  # the speed of every swap disk (default: host, unthrottled)
     silence_timeout_s: float | None = None  # kill QEMU when the console is silent this long
+    data_imgs: tuple[Path, ...] = ()  # more virtio disks after the swap disks, never throttled (the fs disk)
 
 
 def _qemu_binary() -> str:
@@ -154,6 +155,8 @@ def qemu_argv(b: _Boot, console: Path) -> list[str]:
     ]
     for img in b.swap_imgs:
         argv += ["-drive", f"file={img},if=virtio,format=raw,cache=unsafe{b.disk.drive_options()}"]
+    for img in b.data_imgs:
+        argv += ["-drive", f"file={img},if=virtio,format=raw,cache=unsafe"]
     return argv
 
 
@@ -162,6 +165,29 @@ def make_swap_image(path: Path, size_mib: int) -> Path:
     path.unlink(missing_ok=True)
     with path.open("wb") as f:
         f.truncate(size_mib * MIB)
+    return path
+
+
+def _mke2fs() -> str:
+    """mke2fs's path; it is in /sbin, which a user's PATH may lack."""
+    for path in (shutil.which("mke2fs"), "/usr/sbin/mke2fs", "/sbin/mke2fs"):
+        if path and os.access(path, os.X_OK):
+            return path
+    raise ForgeError("mke2fs not found: apt-get install e2fsprogs")
+
+
+def make_fs_image(path: Path, size_mib: int) -> Path:
+    """A sparse raw disk of size_mib MiB holding an empty ext4 (made on the host, no mount needed).
+
+    The inode tables and the journal are initialised here, not lazily by the guest, so the
+    guest's disk counters show the workload's I/O only."""
+    make_swap_image(path, size_mib)
+    argv = [_mke2fs(), "-t", "ext4", "-F", "-q", "-E", "lazy_itable_init=0,lazy_journal_init=0",
+            "-L", "zcf-fs", str(path)]
+    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ForgeError(f"mke2fs on {path} failed (status {proc.returncode}): "
+                         f"{(proc.stderr or proc.stdout).strip()[-500:]}")
     return path
 
 
@@ -370,16 +396,18 @@ def run_guest(kernel: Path, initrd: Path, scenario: Scenario, workdir: Path,
         raise ForgeError(f"accelerator {accel!r}: expected one of {', '.join(ACCELS)}")
     swap_imgs = tuple(make_swap_image(workdir / f"swap{i or ''}.img", scenario.swap_mib)
                       for i in range(scenario.swap_devices))
+    data_imgs = (make_fs_image(workdir / "fs.img", scenario.fs_disk_mib),) if scenario.fs_mib else ()
     b = _Boot(name=scenario.name, kernel=kernel, initrd=initrd, memory_mib=scenario.guest_ram_mib,
               cpus=scenario.cpus, append=[*BASE_APPEND, *scenario.kernel_args()], swap_imgs=swap_imgs,
               workdir=workdir, accel=accel, timeout_s=scenario.wall_limit_s, disk=model,
-              silence_timeout_s=scenario.silence_timeout_s)
-    log.info("%s: booting (%s, %d MiB RAM of which %d MiB balloon, %d CPU, %d MiB swap on %s disk, "
+              silence_timeout_s=scenario.silence_timeout_s, data_imgs=data_imgs)
+    log.info("%s: booting (%s, %d MiB RAM of which %d MiB balloon, %d CPU, %d MiB swap on %s disk, %s"
              "hang after %d s of console silence, wall-clock limit %d s)", scenario.name, accel,
              b.memory_mib, scenario.balloon_mib, b.cpus, scenario.swap_mib, model.name,
+             f"{scenario.fs_disk_mib} MiB ext4 on /dev/{scenario.fs_disk}, " if data_imgs else "",
              scenario.silence_timeout_s, scenario.wall_limit_s)
     try:
         return _boot(b)
     finally:
-        for img in swap_imgs:
+        for img in (*swap_imgs, *data_imgs):
             img.unlink(missing_ok=True)

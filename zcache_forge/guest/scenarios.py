@@ -33,7 +33,10 @@ DEFAULT_FILE = Path(__file__).resolve().parents[2] / "qemu" / "scenarios.yaml"
 BACKENDS = ("zcache", "zswap", "none")
 ZPOOLS = ("zbud", "zsmalloc")
 PATTERNS = ("zero", "text", "mixed", "random")
-PHASES = ("before", "pressure", "after-swapoff", "after")
+# the file-system job (fs_mib) records its counters after each step: written (and the page cache
+# dropped), read pass 1, mutated (and dropped), read pass 2; "after" follows the umount
+FS_PHASES = ("fs-written", "fs-pass1", "fs-mutated", "fs-pass2")
+PHASES = ("before", "pressure", "after-swapoff", "after", *FS_PHASES)
 MAX_WORKLOADS = 4
 # zcache's and zswap's default pool, in percent of RAM (series.yaml knobs.zcache.max_pool_percent)
 DEFAULT_POOL_PERCENT = 20
@@ -102,6 +105,11 @@ class Scenario:
     memcg_max_mib: int = 0     # run the workloads in a cgroup with this memory.max (0: none)
     load_fail_percent: int = 0  # fail this share of zcache's loads (fault attr zcache_fail_load)
     silence_timeout_s: int = DEFAULT_SILENCE_TIMEOUT_S  # console silent this long: a hang, QEMU killed
+    fs_mib: int = 0            # the file-system job: a file set of this size on an ext4 disk (0: none)
+    fs_files: int = 8          # ... in this many files
+    fs_seed: int = 1           # ... whose content is a function of this seed
+    cleancache: bool = True    # False: boot with zcache.cleancache=0 (zcache keeps no clean file pages)
+    expect_eph_hits: bool = False  # the fs job's second read must get pages back from zcache (eph_gets)
 
     @property
     def wall_limit_s(self) -> int:
@@ -113,6 +121,16 @@ class Scenario:
         """How often the guest's /init prints a heartbeat (when its counters moved): a sixth of the
         silence limit, so several heartbeats fit in it, at most MAX_HEARTBEAT_S."""
         return max(1, min(MAX_HEARTBEAT_S, self.silence_timeout_s // 6))
+
+    @property
+    def fs_disk(self) -> str:
+        """The guest's name of the file-system disk: the virtio disk after the swap disks."""
+        return "vd" + chr(ord("a") + self.swap_devices)
+
+    @property
+    def fs_disk_mib(self) -> int:
+        """The ext4 image: the file set, a quarter more for ext4's own blocks, 64 MiB of room."""
+        return self.fs_mib + self.fs_mib // 4 + 64
 
     @property
     def workload_mib(self) -> int:
@@ -136,11 +154,12 @@ class Scenario:
 
     def backend_args(self) -> list[str]:
         """Kernel parameters that select the frontswap backend."""
+        off = [] if self.cleancache else ["zcache.cleancache=0"]  # an unknown parameter is harmless
         if self.backend == "zcache":
-            return []  # zcache registers itself at boot unless zcache.enabled=0
+            return off  # zcache registers itself at boot unless zcache.enabled=0
         if self.backend == "zswap":
-            return ["zcache.enabled=0", "zswap.enabled=1", f"zswap.zpool={self.zpool or 'zbud'}"]
-        return ["zcache.enabled=0", "zswap.enabled=0"]
+            return ["zcache.enabled=0", "zswap.enabled=1", f"zswap.zpool={self.zpool or 'zbud'}", *off]
+        return ["zcache.enabled=0", "zswap.enabled=0", *off]
 
     def job_args(self) -> list[str]:
         """The zcf.* parameters the guest's /init reads its job from."""
@@ -156,6 +175,7 @@ class Scenario:
             *(["zcf.swapoff_load=1"] if self.swapoff_under_load else []),
             *([f"zcf.memcg_max={self.memcg_max_mib}"] if self.memcg_max_mib else []),
             *([f"zcf.loadfail={self.load_fail_percent}"] if self.load_fail_percent else []),
+            *([f"zcf.fs={self.fs_disk}:{self.fs_mib}:{self.fs_files}:{self.fs_seed}"] if self.fs_mib else []),
         ]
 
     def pool_args(self) -> list[str]:
@@ -232,7 +252,7 @@ class _ScenarioModel(Strict):
     swap_mib: Int(1, 65536)
     swap_devices: Int(1, 2) = 1
     cmdline_extra: Annotated[str, PlainValidator(_cmdline)] = ""
-    workloads: list[_WorkloadModel] = Field(min_length=1, max_length=MAX_WORKLOADS)
+    workloads: list[_WorkloadModel] = Field([], max_length=MAX_WORKLOADS)
     timeout_s: Int(10, 7200)
     silence_timeout_s: Int(1) = DEFAULT_SILENCE_TIMEOUT_S
     swapoff_recheck: Bool = True
@@ -242,6 +262,44 @@ class _ScenarioModel(Strict):
     swapoff_under_load: Bool = False
     memcg_max_mib: Int(0, 16384) = 0
     load_fail_percent: Int(0, 100) = 0
+    fs_mib: Int(0, 65536) = Field(0, validate_default=True)  # checked against workloads even when absent
+    fs_files: Int(3, 999) = 8
+    fs_seed: Int(0, 2**63 - 1) = 1
+    cleancache: Bool = True
+    expect_eph_hits: Bool = False
+
+    @field_validator("fs_mib")
+    @classmethod
+    def _one_job(cls, v: int, info: ValidationInfo) -> int:
+        workloads = info.data.get("workloads")
+        if workloads is None:  # not valid itself: reported there
+            return v
+        if v and workloads:
+            raise plain(f"expected no workloads with fs_mib (the file-system job runs alone), "
+                        f"found {len(workloads)} workload(s)")
+        if not v and not workloads:
+            raise plain("expected workloads (at least one) or a file-system job (fs_mib > 0), found neither")
+        return v
+
+    @field_validator("fs_files")
+    @classmethod
+    def _pages_per_file(cls, v: int, info: ValidationInfo) -> int:
+        fs_mib = info.data.get("fs_mib") or 0
+        if fs_mib and fs_mib * 256 // v < 4:
+            raise plain(f"expected at most {fs_mib * 64} files for fs_mib {fs_mib} (4 pages a file), "
+                        f"found {v}")
+        return v
+
+    @field_validator("expect_eph_hits")
+    @classmethod
+    def _eph_hits_need_cleancache(cls, v: bool, info: ValidationInfo) -> bool:
+        if not v:
+            return v
+        if not info.data.get("fs_mib", 1):
+            raise plain("expected expect_eph_hits only with a file-system job (fs_mib > 0)")
+        if info.data.get("backend", "zcache") != "zcache" or info.data.get("cleancache") is False:
+            raise plain("expected expect_eph_hits only with backend: zcache and cleancache on")
+        return v
 
     @field_validator("zpool")
     @classmethod
@@ -296,6 +354,8 @@ def _record(m: _ScenarioModel) -> Scenario:
         swap_devices=m.swap_devices, swapoff_under_load=m.swapoff_under_load, memcg_max_mib=m.memcg_max_mib,
         load_fail_percent=m.load_fail_percent,
         silence_timeout_s=m.silence_timeout_s,
+        fs_mib=m.fs_mib, fs_files=m.fs_files, fs_seed=m.fs_seed, cleancache=m.cleancache,
+        expect_eph_hits=m.expect_eph_hits,
     )
 
 

@@ -102,8 +102,18 @@ def _make_args(src: Path, out: Path) -> list[str]:
     return ["make", "-C", str(src), f"O={out}", "ARCH=x86_64", "CC=ccache gcc", "HOSTCC=ccache gcc"]
 
 
-def configure(src: Path, out: Path, fragments: list[Path]) -> None:
-    """tinyconfig + fragments (merge_config.sh) + olddefconfig; every requested value must take."""
+def defined_in_tree(src: Path, name: str) -> bool:
+    """Whether a Kconfig file of the tree at `src` defines the symbol `name` (CONFIG_ prefix or not)."""
+    sym = name.removeprefix("CONFIG_")
+    r = subprocess.run(["git", "-C", str(src), "grep", "-qE", rf"^\s*(menu)?config {re.escape(sym)}\s*$",
+                        "--", "Kconfig*", "*/Kconfig*"], capture_output=True)
+    return r.returncode == 0
+
+
+def configure(src: Path, out: Path, fragments: list[Path], only_defined: bool = False) -> None:
+    """tinyconfig + fragments (merge_config.sh) + olddefconfig; every requested value must take.
+    With `only_defined` (the build after each patch of a series), an option whose symbol the tree
+    does not define yet, because a later patch adds it, is left out of that check."""
     out.mkdir(parents=True, exist_ok=True)
     want: dict[str, tuple[str, Path]] = {}
     for frag in fragments:
@@ -120,7 +130,8 @@ def configure(src: Path, out: Path, fragments: list[Path]) -> None:
     run([*_make_args(src, out), "olddefconfig"], env=env, what="make olddefconfig")
     got = read_config(out / ".config")
     missing = [f"{k}={v} (from {frag.name}; got {got.get(k, 'n')})"
-               for k, (v, frag) in want.items() if got.get(k, "n") != v]
+               for k, (v, frag) in want.items() if got.get(k, "n") != v
+               and not (only_defined and not defined_in_tree(src, k))]
     if missing:
         raise ForgeError("these config options did not take (unknown, or their dependencies are "
                          "not met):\n  " + "\n  ".join(missing))
@@ -138,11 +149,12 @@ def read_config(path: Path) -> dict[str, str]:
 
 
 def build(src: Path, out: Path, config: str, fragments: list[Path], targets: tuple[str, ...] = ("bzImage",),
-          w1: bool = True, progress: bool = True) -> Build:
+          w1: bool = True, progress: bool = True, only_defined: bool = False) -> Build:
     """Configure (when the fragments changed the result) and build `targets`; never raises on a
-    compile failure: the Build record says which target failed and why."""
+    compile failure: the Build record says which target failed and why. `only_defined`: see
+    configure()."""
     t0 = time.monotonic()
-    configure(src, out, fragments)
+    configure(src, out, fragments, only_defined)
     b = Build(src=src, out=out, config=config, log=out / "build.log", distcc=distcc.hosts_from_env())
     # No CCACHE_BASEDIR: it makes gcc see relative paths, and BUG() would print
     # "../../src/mm/..." instead of "mm/..." (-fmacro-prefix-map strips the absolute srctree).

@@ -146,7 +146,8 @@ def build_patch(s: pipeline.SeriesResult, number: int, commit: str) -> PatchBuil
     subject = gitops.git(repo, "log", "-1", "--format=%s", commit)
     src = kernel.checkout(repo, commit, kernel.cache_dir() / "src")
     log.info("build check %s %d/%d: %s", s.name, number, len(s.commits), subject)
-    b = build.build(src, kernel.cache_dir() / "build" / "guest", "guest", list(FRAGMENTS))
+    # a patch before the one that adds a requested option (CONFIG_ZCACHE, CONFIG_CLEANCACHE) builds without it
+    b = build.build(src, kernel.cache_dir() / "build" / "guest", "guest", list(FRAGMENTS), only_defined=True)
     if not b.ok:  # no compiler error (a link or config failure): quote the end of the log
         status, messages = "fail", _messages(b.errors[:10]) or tuple(b.log_tail(10))
     else:
