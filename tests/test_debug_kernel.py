@@ -92,7 +92,11 @@ def test_debug_kernel_rereads_files_through_cleancache(debug_run):
     assert sc["splats"] == []
     assert all(f["pages_checked"] == f["pages"] and f["pages_corrupted"] == 0
                for f in sc["fs"] if f["phase"] in ("pass1", "pass2"))
-    assert sc["summary"]["fs_corrupted"] == 0 and sc["summary"]["eph_gets_pass2"] > 0
+    # every path ran: puts, gets (found or not: the debug kernel's shrinker may evict every
+    # ephemeral frame before pass 2, see qemutest.for_debug), eviction
+    s = sc["summary"]
+    assert s["fs_corrupted"] == 0 and s["fs_stale"] == 0
+    assert s["eph_puts"] > 0 and s["eph_gets"] + s["failed_eph_gets"] > 0
     after = sc["counters"]["after"]
     for key in ("eph_zpages", "eph_pageframes", "eph_pools"):
         assert after[f"zcache.{key}"] == 0, key

@@ -147,7 +147,7 @@ def test_send_patches_dry_run_on_a_fresh_clone(tmp_path, monkeypatch, capsys, ca
     assert rc == 0, out
     rebuilt = [r.getMessage() for r in caplog.records if "no branch in the cache; rebuilt" in r.getMessage()]
     assert len(rebuilt) == 2, rebuilt
-    assert out.count("Dry-OK. Log says:") == 13 and "dry run: nothing sent; 13 messages" in out
+    assert out.count("Dry-OK. Log says:") == 15 and "dry run: nothing sent; 15 messages" in out
     assert "Greg Kroah-Hartman <gregkh@linuxfoundation.org>" in out and "corbet@lwn.net" in out
 
 
