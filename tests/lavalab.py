@@ -164,5 +164,9 @@ def lab(workdir: Path) -> Iterator[Lab]:
         finally:
             (DEVICES / f"{device}.jinja2").unlink(missing_ok=True)
             # the device leaves the scheduler's pool; the worker stays (lava-server 2023.01's
-            # `workers update --health RETIRED` fails with a TypeError) and is offline once stopped
-            manage("devices", "update", "--health", "RETIRED", device)
+            # `workers update --health RETIRED` fails with a TypeError) and is offline once stopped.
+            # A failure here is reported, not raised: it must not hide the test's own result.
+            try:
+                manage("devices", "update", "--health", "RETIRED", device)
+            except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                print(f"lavalab: could not retire {device}: {exc}")
