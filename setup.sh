@@ -23,6 +23,7 @@ fi
 if ! dpkg-query -W -f='${Status}' lava-server 2>/dev/null | grep -q "install ok installed"; then
     echo "setup: apt-get install lava-server (with PostgreSQL running)"
     export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
     pg_lsclusters -h | awk '$4 != "online" {print $1, $2}' | while read -r version cluster; do
         pg_ctlcluster "$version" "$cluster" start
     done
