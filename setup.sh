@@ -30,7 +30,7 @@ if ! dpkg-query -W -f='${Status}' lava-server 2>/dev/null | grep -q "install ok 
     apt-get install -y -q lava-server
 fi
 
-if ! python3 -c "import zcache_forge, jinja2, git, yaml, invoke, pydantic, pytest, aiosmtpd, matplotlib, tuxlava" 2>/dev/null; then
+if ! python3 -c "import zcache_forge, jinja2, git, yaml, invoke, pydantic, pytest, aiosmtpd, matplotlib, tuxlava, ruff" 2>/dev/null; then
     echo "setup: pip install -e .[test]"
     python3 -m pip install -q --root-user-action=ignore -e ".[test]"
 fi

@@ -200,27 +200,34 @@ MINI_FILES = {
                                  "\tint (*load)(unsigned, pgoff_t, struct page *); /* load a page */\n};\n",
     # the lines the cleancache patch hooks into
     "include/linux/fs.h": "struct super_block {\n\ttime64_t\t\t   s_time_max;\n};\n",
-    "fs/super.c": "#include <linux/blkdev.h>\n\nstatic struct super_block *alloc_super(void)\n{\n"
-                  "\ts->s_time_max = TIME64_MAX;\n}\n\nvoid deactivate_locked_super(struct super_block *s)\n{\n"
+    "fs/super.c": "#include <linux/blkdev.h>\n\n"
+                  "static struct super_block *alloc_super(void)\n{\n"
+                  "\ts->s_time_max = TIME64_MAX;\n}\n\n"
+                  "void deactivate_locked_super(struct super_block *s)\n{\n"
                   "\tif (atomic_dec_and_test(&s->s_active)) {\n\t\tfs->kill_sb(s);\n\t}\n}\n",
-    "mm/filemap.c": "#include <linux/capability.h>\n\nvoid __filemap_remove_folio(struct folio *folio, void *shadow)\n{\n"
-                    "\ttrace_mm_filemap_delete_from_page_cache(folio);\n\tfilemap_unaccount_folio(mapping, folio);\n}\n",
+    "mm/filemap.c": "#include <linux/capability.h>\n\n"
+                    "void __filemap_remove_folio(struct folio *folio, void *shadow)\n{\n"
+                    "\ttrace_mm_filemap_delete_from_page_cache(folio);\n"
+                    "\tfilemap_unaccount_folio(mapping, folio);\n}\n",
     "mm/truncate.c": "#include <linux/backing-dev.h>\n\nvoid truncate_inode_pages_range(void)\n{\n"
                      "\tif (mapping_empty(mapping))\n\t\treturn;\n\n\twhile (index < end) {\n"
                      "\t\ttruncate_folio_batch_exceptionals(mapping, &fbatch, indices);\n"
                      "\t\tfolio_batch_release(&fbatch);\n\t\tindex++;\n\t}\n}\n\n"
                      "int invalidate_inode_pages2_range(void)\n{\n\tint did_range_unmap = 0;\n\n"
                      "\tif (mapping_empty(mapping))\n\t\treturn 0;\n\n\tif (dax_mapping(mapping)) {\n"
-                     "\t\tunmap_mapping_pages(mapping, start, end - start + 1, false);\n\t}\n\treturn ret;\n}\n",
+                     "\t\tunmap_mapping_pages(mapping, start, end - start + 1, false);\n\t}\n"
+                     "\treturn ret;\n}\n",
     "fs/mpage.c": "#include <linux/buffer_head.h>\n\nstatic struct bio *do_mpage_readpage(void)\n{\n"
                   "\tif (first_hole != blocks_per_page) {\n\t\tgoto out;\n"
-                  "\t} else if (fully_mapped) {\n\t\tfolio_set_mappedtodisk(folio);\n\t}\nout:\n\treturn NULL;\n}\n",
+                  "\t} else if (fully_mapped) {\n\t\tfolio_set_mappedtodisk(folio);\n\t}\n"
+                  "out:\n\treturn NULL;\n}\n",
     "fs/ext4/readpage.c": "#include <linux/buffer_head.h>\n\nint ext4_mpage_readpages(void)\n{\n"
                           "\t\tif (first_hole != blocks_per_page) {\n\t\t\tgoto next_page;\n"
                           "\t\t} else if (fully_mapped) {\n\t\t\tSetPageMappedToDisk(page);\n\t\t}\n"
                           "next_page:\n\treturn 0;\n}\n",
     "fs/ext4/super.c": "#include <linux/blkdev.h>\n\nstatic int __ext4_fill_super(void)\n{\n"
-                       "\tret = ext4_setup_super(sb, es, sb_rdonly(sb));\n\tif (ret == -EROFS) {\n\t\tret = 0;\n"
+                       "\tret = ext4_setup_super(sb, es, sb_rdonly(sb));\n"
+                       "\tif (ret == -EROFS) {\n\t\tret = 0;\n"
                        "\t} else if (ret)\n\t\tgoto failed_mount4a;\n\treturn 0;\n}\n",
 }
 
