@@ -12,13 +12,15 @@ guest that keeps printing but never ends.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -168,6 +170,20 @@ def make_swap_image(path: Path, size_mib: int) -> Path:
     return path
 
 
+@contextmanager
+def swap_images(scenario: Scenario, workdir: Path) -> Iterator[tuple[Path, ...]]:
+    """The scenario's swap disks, fresh sparse files in workdir (swap.img, swap1.img, ... for
+    /dev/vda, /dev/vdb, ...), removed when the context ends."""
+    made: list[Path] = []
+    try:
+        for i in range(scenario.swap_devices):
+            made.append(make_swap_image(workdir / f"swap{i or ''}.img", scenario.swap_mib))
+        yield tuple(made)
+    finally:
+        for img in made:
+            img.unlink(missing_ok=True)
+
+
 def _mke2fs() -> str:
     """mke2fs's path; it is in /sbin, which a user's PATH may lack."""
     for path in (shutil.which("mke2fs"), "/usr/sbin/mke2fs", "/sbin/mke2fs"):
@@ -250,40 +266,65 @@ def _size(path: Path) -> int:
         return 0
 
 
+class Watchdog:
+    """The hang and backstop limits over anything that shows progress. Fed once per poll with
+    whether its output grew, it says when to stop it: after silence_limit_s without growth (a hang:
+    silence counts from the start, so a guest that never prints is one too; None: no limit), or
+    after wall_limit_s in all (the backstop for one that prints forever). One per QEMU or lava-run
+    process (watch), one per LAVA job on a server (lava/server.py watches a batch in one loop)."""
+
+    def __init__(self, wall_limit_s: float, silence_limit_s: float | None, now: float | None = None) -> None:
+        self.wall_limit_s = wall_limit_s
+        self.silence_limit_s = silence_limit_s
+        self.start = time.monotonic() if now is None else now
+        self.last_growth = self.start
+        self.longest = 0.0
+
+    def tick(self, grew: bool, now: float | None = None) -> Ending | None:
+        """One poll: None while within the limits, else the Ending ("hang" or "timeout") to stop it with."""
+        now = time.monotonic() if now is None else now
+        if grew:
+            self.last_growth = now
+        silent = now - self.last_growth
+        self.longest = max(self.longest, silent)
+        if self.silence_limit_s is not None and silent >= self.silence_limit_s:
+            words = f"hang: console silent for {self.silence_limit_s:.0f} s"
+            return Ending("hang", words, now - self.start, silent, self.longest)
+        if now - self.start >= self.wall_limit_s:
+            words = f"timeout: wall-clock limit {self.wall_limit_s:.0f} s"
+            return Ending("timeout", words, now - self.start, silent, self.longest)
+        return None
+
+    def exited(self, now: float | None = None) -> Ending:
+        """It ended by itself."""
+        now = time.monotonic() if now is None else now
+        silent = now - self.last_growth
+        return Ending("exit", "exited", now - self.start, silent, max(self.longest, silent))
+
+
 def watch(proc: subprocess.Popen[Any], output: Path, wall_limit_s: float, silence_limit_s: float | None,
           name: str = "guest", poll_s: float = POLL_S, progress_every_s: float = PROGRESS_EVERY_S,
           stop: Callable[[subprocess.Popen[Any]], None] = _stop,
           describe: Callable[[Path], str] | None = None) -> Ending:
-    """Wait for proc to exit, killing it when `output` (a file it appends to) has not grown for
-    silence_limit_s (a hang: silence counts from the start, so a guest that never prints is one
-    too), or when it has run wall_limit_s in all (the backstop for one that prints forever)."""
-    start = time.monotonic()
-    last_growth, last_size = start, _size(output)
-    next_report = start + progress_every_s
-    longest = 0.0
+    """Wait for proc to exit, killing it when the Watchdog over `output` (a file it appends to)
+    says so: output silent for silence_limit_s, or wall_limit_s in all."""
+    dog = Watchdog(wall_limit_s, silence_limit_s)
+    last_size = _size(output)
+    next_report = dog.start + progress_every_s
     while proc.poll() is None:
-        now = time.monotonic()
         size = _size(output)
-        if size != last_size:
-            last_growth, last_size = now, size
-        silent = now - last_growth
-        longest = max(longest, silent)
-        if silence_limit_s is not None and silent >= silence_limit_s:
-            words = f"hang: console silent for {silence_limit_s:.0f} s"
-            log.warning("%s: %s, killing it (last line: %r)", name, words, last_line(output)[:120])
+        end = dog.tick(size != last_size)
+        last_size = size
+        if end is not None:
+            log.warning("%s: %s, killing it (last line: %r)", name, end.words, last_line(output)[:120])
             stop(proc)
-            return Ending("hang", words, time.monotonic() - start, silent, longest)
-        if now - start >= wall_limit_s:
-            words = f"timeout: wall-clock limit {wall_limit_s:.0f} s"
-            log.warning("%s: %s, killing it (last line: %r)", name, words, last_line(output)[:120])
-            stop(proc)
-            return Ending("timeout", words, time.monotonic() - start, silent, longest)
+            return dataclasses.replace(end, seconds=time.monotonic() - dog.start)
+        now = time.monotonic()
         if now >= next_report:
-            log.info("%s: %4.0f s  %s", name, now - start, (describe or last_line)(output)[:120])
+            log.info("%s: %4.0f s  %s", name, now - dog.start, (describe or last_line)(output)[:120])
             next_report += progress_every_s
         time.sleep(poll_s)
-    now = time.monotonic()
-    return Ending("exit", "exited", now - start, now - last_growth, max(longest, now - last_growth))
+    return dog.exited()
 
 
 def _boot(b: _Boot) -> GuestRun:
@@ -394,20 +435,19 @@ def run_guest(kernel: Path, initrd: Path, scenario: Scenario, workdir: Path,
         accel = probe_accel(kernel, initrd, workdir)
     elif accel not in ACCELS:
         raise ForgeError(f"accelerator {accel!r}: expected one of {', '.join(ACCELS)}")
-    swap_imgs = tuple(make_swap_image(workdir / f"swap{i or ''}.img", scenario.swap_mib)
-                      for i in range(scenario.swap_devices))
-    data_imgs = (make_fs_image(workdir / "fs.img", scenario.fs_disk_mib),) if scenario.fs_mib else ()
-    b = _Boot(name=scenario.name, kernel=kernel, initrd=initrd, memory_mib=scenario.guest_ram_mib,
-              cpus=scenario.cpus, append=[*BASE_APPEND, *scenario.kernel_args()], swap_imgs=swap_imgs,
-              workdir=workdir, accel=accel, timeout_s=scenario.wall_limit_s, disk=model,
-              silence_timeout_s=scenario.silence_timeout_s, data_imgs=data_imgs)
-    log.info("%s: booting (%s, %d MiB RAM of which %d MiB balloon, %d CPU, %d MiB swap on %s disk, %s"
-             "hang after %d s of console silence, wall-clock limit %d s)", scenario.name, accel,
-             b.memory_mib, scenario.balloon_mib, b.cpus, scenario.swap_mib, model.name,
-             f"{scenario.fs_disk_mib} MiB ext4 on /dev/{scenario.fs_disk}, " if data_imgs else "",
-             scenario.silence_timeout_s, scenario.wall_limit_s)
-    try:
-        return _boot(b)
-    finally:
-        for img in (*swap_imgs, *data_imgs):
-            img.unlink(missing_ok=True)
+    with swap_images(scenario, workdir) as swap_imgs:
+        data_imgs = (make_fs_image(workdir / "fs.img", scenario.fs_disk_mib),) if scenario.fs_mib else ()
+        b = _Boot(name=scenario.name, kernel=kernel, initrd=initrd, memory_mib=scenario.guest_ram_mib,
+                  cpus=scenario.cpus, append=[*BASE_APPEND, *scenario.kernel_args()], swap_imgs=swap_imgs,
+                  workdir=workdir, accel=accel, timeout_s=scenario.wall_limit_s, disk=model,
+                  silence_timeout_s=scenario.silence_timeout_s, data_imgs=data_imgs)
+        log.info("%s: booting (%s, %d MiB RAM of which %d MiB balloon, %d CPU, %d MiB swap on %s disk, %s"
+                 "hang after %d s of console silence, wall-clock limit %d s)", scenario.name, accel,
+                 b.memory_mib, scenario.balloon_mib, b.cpus, scenario.swap_mib, model.name,
+                 f"{scenario.fs_disk_mib} MiB ext4 on /dev/{scenario.fs_disk}, " if data_imgs else "",
+                 scenario.silence_timeout_s, scenario.wall_limit_s)
+        try:
+            return _boot(b)
+        finally:
+            for img in data_imgs:
+                img.unlink(missing_ok=True)

@@ -114,6 +114,23 @@ def outcome(job_id: str, parsed: LavaLog, lava_log: Path, end_kind: str,
     return "lava-error", None, f"LAVA job {job_id} {what} (log: {lava_log})"
 
 
+def guest_run(scenario: Scenario, workdir: Path, lava_log: Path, job: str, end: qemu.Ending, accel: str,
+              argv: list[str], seconds: float, exit_code: int | None = None) -> qemu.GuestRun:
+    """The GuestRun of a finished or stopped LAVA job (lava-run's or a server's), whose log is in
+    lava_log: the console rebuilt into workdir/console.log, and how the run ended (outcome) for the
+    verdict. job: how the verdict names the job (its id, and its URL for a server's)."""
+    parsed = parse_log(lava_log.read_text(errors="replace"))
+    console = workdir / "console.log"
+    console.write_text(parsed.console_text())
+    kind, status, ended = outcome(job, parsed, lava_log, end.kind, end.words)
+    log.info("%s: LAVA job %s %s (guest status %s) after %.1f s", scenario.name, job,
+             parsed.job_result or "killed", status, seconds)
+    return qemu.GuestRun(name=scenario.name, console_log=console, exit_kind=kind, guest_status=status,
+                         qemu_exit_code=exit_code, seconds=seconds, accel=accel, argv=argv,
+                         qemu_stderr="\n".join(parsed.errors)[-2000:], ended_by=ended,
+                         last_console=qemu.last_line(console), max_silence_s=round(end.max_silent_s, 1))
+
+
 def run_lava(kernel: Path, initrd: Path, scenario: Scenario, workdir: Path, accel: str = "tcg",
              disk: str = qemu.DEFAULT_DISK) -> qemu.GuestRun:
     """Run `scenario` as a LAVA job through lava-run; the console and LAVA's files land in workdir."""
@@ -122,44 +139,32 @@ def run_lava(kernel: Path, initrd: Path, scenario: Scenario, workdir: Path, acce
             raise ForgeError(f"{what} {f} not found")
     model = qemu.disk_model(disk)
     workdir.mkdir(parents=True, exist_ok=True)
-    swaps = [qemu.make_swap_image(workdir / f"swap{i or ''}.img", scenario.swap_mib)
-             for i in range(scenario.swap_devices)]
     job_id = new_job_id(scenario.name)
-    definition = jobmod.definition(scenario, jobmod.Artifacts.files(kernel, initrd, swaps), accel, model,
-                                   name=f"zcache-forge {scenario.name} ({job_id})")
-    job_file, device = workdir / "lava-job.yaml", workdir / "lava-device.yaml"
-    job_file.write_text(jobmod.dump(definition))
-    device.write_text(jobmod.device_dictionary(definition["context"]))
-    validate(job_id, workdir, device, job_file)
     lava_log = workdir / "lava.log"
-    argv = _argv(job_id, workdir / "lava-out", device, job_file)
-    log.info("%s: LAVA job %s through lava-run (%s, %d MiB RAM, %d CPU; hang after %d s of console "
-             "silence)", scenario.name, job_id, accel, scenario.guest_ram_mib, scenario.cpus,
-             scenario.silence_timeout_s)
-    start = time.monotonic()
-    try:
-        with lava_log.open("wb") as out:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
-            try:
-                end = qemu.watch(proc, lava_log, scenario.wall_limit_s + 60 * jobmod.DEPLOY_MINUTES,
-                                 scenario.silence_timeout_s, scenario.name, stop=_stop_group,
-                                 describe=last_console_line)
-            except BaseException:
-                _stop_group(proc)
-                raise
-    finally:
-        for img in swaps:
-            img.unlink(missing_ok=True)
-        shutil.rmtree(LAVA_TMP / job_id, ignore_errors=True)  # left behind when the job was killed
-    seconds = time.monotonic() - start
-    parsed = parse_log(lava_log.read_text(errors="replace"))
-    console = workdir / "console.log"
-    console.write_text(parsed.console_text())
-    kind, status, ended = outcome(job_id, parsed, lava_log, end.kind, end.words)
-    log.info("%s: LAVA job %s %s (guest status %s) after %.1f s", scenario.name, job_id,
-             parsed.job_result or "killed", status, seconds)
-    return qemu.GuestRun(name=scenario.name, console_log=console, exit_kind=kind, guest_status=status,
-                         qemu_exit_code=proc.returncode if end.kind == "exit" else None, seconds=seconds,
-                         accel=accel, argv=argv, qemu_stderr="\n".join(parsed.errors)[-2000:], ended_by=ended,
-                         last_console=qemu.last_line(console), max_silence_s=round(end.max_silent_s, 1))
+    with qemu.swap_images(scenario, workdir) as swaps:
+        definition = jobmod.definition(scenario, jobmod.Artifacts.files(kernel, initrd, list(swaps)), accel,
+                                       model, name=f"zcache-forge {scenario.name} ({job_id})")
+        job_file, device = workdir / "lava-job.yaml", workdir / "lava-device.yaml"
+        job_file.write_text(jobmod.dump(definition))
+        device.write_text(jobmod.device_dictionary(definition["context"]))
+        validate(job_id, workdir, device, job_file)
+        argv = _argv(job_id, workdir / "lava-out", device, job_file)
+        log.info("%s: LAVA job %s through lava-run (%s, %d MiB RAM, %d CPU; hang after %d s of console "
+                 "silence)", scenario.name, job_id, accel, scenario.guest_ram_mib, scenario.cpus,
+                 scenario.silence_timeout_s)
+        start = time.monotonic()
+        try:
+            with lava_log.open("wb") as out:
+                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+                try:
+                    end = qemu.watch(proc, lava_log, scenario.wall_limit_s + 60 * jobmod.DEPLOY_MINUTES,
+                                     scenario.silence_timeout_s, scenario.name, stop=_stop_group,
+                                     describe=last_console_line)
+                except BaseException:
+                    _stop_group(proc)
+                    raise
+        finally:
+            shutil.rmtree(LAVA_TMP / job_id, ignore_errors=True)  # left behind when the job was killed
+    return guest_run(scenario, workdir, lava_log, job_id, end, accel, argv, time.monotonic() - start,
+                     proc.returncode if end.kind == "exit" else None)
