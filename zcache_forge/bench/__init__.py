@@ -6,7 +6,12 @@ a throttled SSD by default, and the unthrottled host file for comparison). Figur
 medians over repetitions, with min and max. The tables and the chart are report's.
 
 A cell that cannot run or be judged (QEMU fails to start, the guest dies, a console record is cut
-short or malformed) is a failed cell with its reason; the rest of the matrix still runs."""
+short or malformed) is a failed cell with its reason; the rest of the matrix still runs.
+
+Runners (guest/runners.py): local and lava-run boot one guest at a time, cell by cell. lava submits
+the whole matrix to the lab as a batch, one LAVA job per run, and gathers the runs as their jobs
+finish (lava/server.py run_batch); each is judged by the same code, and the results come out in
+the matrix's order whatever order the jobs finish in."""
 
 from __future__ import annotations
 
@@ -23,10 +28,11 @@ from typing import TYPE_CHECKING, Any
 
 from zcache_forge import kernel, report
 from zcache_forge.errors import ForgeError
-from zcache_forge.guest import initramfs, judge, qemu, scenarios
+from zcache_forge.guest import initramfs, judge, qemu, runners, scenarios
 
 if TYPE_CHECKING:  # qemutest imports report, which imports this module
     from zcache_forge.guest.qemutest import KernelImage
+    from zcache_forge.lava.server import LabConfig
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +183,7 @@ class Run:
 
     result: judge.ScenarioResult
     figures: dict[str, float | None]
+    rep: int = 0  # which repetition (runs from a batch arrive in any order)
 
     @property
     def passed(self) -> bool:
@@ -338,58 +345,129 @@ def variant(sc: scenarios.Scenario, b: Backend,
     return dataclasses.replace(sc, backend=b.backend, zpool=b.zpool, expect=expect, cmdline_extra=extra)
 
 
-def _log_run(n: int, total: int, cell: Cell, rep: int, run: Run) -> None:
+def _log_run(n: int, total: int, cell: Cell, rep: int, run: Run, via: str = "") -> None:
     res, m = run.result, run.figures
     num, pct = report.num, report.pct
-    log.info("[%d/%d] %s on %s (%s disk), rep %d: %s, %.0f s, pswpout %s, hit rate %s, written back %s, "
-             "density %s", n, total, cell.backend, cell.scenario, cell.disk, rep + 1,
+    log.info("[%d/%d] %s on %s (%s disk), rep %d: %s%s, %.0f s, pswpout %s, hit rate %s, written back %s, "
+             "density %s", n, total, cell.backend, cell.scenario, cell.disk, rep + 1, via,
              "ok" if res.passed else "FAILED: " + "; ".join(res.reasons), res.seconds,
              num(m.get("pswpout")), pct(m.get("hit_rate")), num(m.get("written_back")),
              num(m.get("density"), 2))
 
 
+@dataclass(frozen=True)
+class Planned:
+    """One run of the matrix: its cell, repetition, scenario variant and run directory."""
+
+    cell: Cell
+    rep: int
+    job: scenarios.Scenario
+    workdir: Path
+
+
+def plan(chosen: list[scenarios.Scenario], backends: list[Backend], reps: int, workdir: Path,
+         disks: tuple[str, ...], pool_percent: int = POOL_PERCENT_DEFAULT) -> list[Planned]:
+    """Every run, in the matrix's order: disk models outermost, the primary one first (its table
+    fills before the others'), then scenarios, backends and repetitions."""
+    out = []
+    for disk in disks:
+        for sc in chosen:
+            for b in backends:
+                cell = Cell(b.name, sc.name, disk)
+                job = variant(sc, b, pool_percent)
+                out += [Planned(cell, rep, job, workdir / f"{sc.name}-{b.name}-{disk}-{rep}")
+                        for rep in range(reps)]
+    return out
+
+
 def run_bench(image: KernelImage, chosen: list[scenarios.Scenario], backends: list[Backend], reps: int,
               workdir: Path, accel: str | None = None, pool_percent: int = POOL_PERCENT_DEFAULT,
               disks: tuple[str, ...] | list[str] = DEFAULT_DISKS,
-              on_run: Callable[[BenchResult], None] | None = None) -> BenchResult:
-    """Every backend on every scenario on every disk model, reps times. on_run gets the result so far
-    after every run (bench.json is written there), so an interrupted bench keeps what it measured.
+              on_run: Callable[[BenchResult], None] | None = None, runner: str = runners.DEFAULT,
+              lab: LabConfig | None = None) -> BenchResult:
+    """Every backend on every scenario on every disk model, reps times, through `runner`. on_run gets
+    the result so far after every run (bench.json is written there), so an interrupted bench keeps
+    what it measured.
 
-    Disk models go outermost, the primary one first: its table fills before the others'."""
+    local and lava-run: one run at a time, in the matrix's order (plan). lava: every run submitted to
+    the lab up front as a LAVA job, gathered as the jobs finish (run_batch)."""
     t0 = time.monotonic()
     disks = choose_disks(list(disks))
     initrd = initramfs.build_initramfs(kernel.cache_dir() / "initramfs")
-    accel = accel or qemu.probe_accel(image.image, initrd, workdir / "probe")
-    out = BenchResult(image=image, accelerator=accel, reps=reps, disks=disks,
-                      runs_planned=len(disks) * len(chosen) * len(backends) * reps)
+    if runner == "lava":
+        accel = accel or "tcg"  # the lab's KVM cannot be probed from here: --accel kvm asks for it
+    else:
+        accel = accel or qemu.probe_accel(image.image, initrd, workdir / "probe")
+    runs = plan(chosen, backends, reps, workdir, disks, pool_percent)
+    out = BenchResult(image=image, accelerator=accel, reps=reps, disks=disks, runs_planned=len(runs))
 
     def report() -> None:
         out.seconds = time.monotonic() - t0
         if on_run is not None:
             on_run(out)
 
-    for disk in disks:
-        for sc in chosen:
-            for b in backends:
-                cell = Cell(b.name, sc.name, disk)
-                out.cells.append(cell)
-                job = variant(sc, b, pool_percent)
-                for rep in range(reps):
-                    out.runs_done += 1
-                    try:
-                        booted = qemu.run_guest(image.image, initrd, job,
-                                                workdir / f"{sc.name}-{b.name}-{disk}-{rep}", accel=accel,
-                                                disk=disk)
-                    except Exception as exc:  # a backend that cannot run is named; the rest goes on
-                        cell.error = f"{type(exc).__name__}: {exc}"
-                        log.error("[%d/%d] %s on %s (%s disk): %s", out.runs_done, out.runs_planned, b.name,
-                                  sc.name, disk, cell.error)
-                        report()
-                        break
-                    run = measure(job, booted)
-                    cell.runs.append(run)
-                    _log_run(out.runs_done, out.runs_planned, cell, rep, run)
-                    report()
+    if runner == "lava":  # every cell is there from the start: its runs come in any order
+        out.cells = [p.cell for p in runs if p.rep == 0]
+        _gather_batch(image, initrd, runs, accel, lab, out, report)
+    else:
+        _one_by_one(image, initrd, runs, accel, runners.get(runner), out, report)
     out.complete = True
     out.seconds = time.monotonic() - t0
     return out
+
+
+def _one_by_one(image: KernelImage, initrd: Path, runs: list[Planned], accel: str, boot: runners.RunGuest,
+                out: BenchResult, report: Callable[[], None]) -> None:
+    """Run by run; a cell whose run cannot start is named and its other repetitions skipped."""
+    for p in runs:
+        cell = p.cell
+        if not out.cells or out.cells[-1] is not cell:
+            out.cells.append(cell)
+        if cell.error is not None:
+            continue
+        out.runs_done += 1
+        try:
+            booted = boot(image.image, initrd, p.job, p.workdir, accel, disk=cell.disk)
+        except Exception as exc:  # a backend that cannot run is named; the rest goes on
+            cell.error = f"{type(exc).__name__}: {exc}"
+            log.error("[%d/%d] %s on %s (%s disk): %s", out.runs_done, out.runs_planned, cell.backend,
+                      cell.scenario, cell.disk, cell.error)
+            report()
+            continue
+        run = measure(p.job, booted)
+        run.rep = p.rep
+        cell.runs.append(run)
+        _log_run(out.runs_done, out.runs_planned, cell, p.rep, run)
+        report()
+
+
+def _gather_batch(image: KernelImage, initrd: Path, runs: list[Planned], accel: str, lab: LabConfig | None,
+                  out: BenchResult, report: Callable[[], None]) -> None:
+    """The whole matrix as LAVA jobs on the lab: submitted at once, each run judged and recorded as its
+    job finishes (a job that failed is a failed run naming its job id and log; one that could not be
+    submitted or pulled back makes its cell's error), bench.json rewritten after each."""
+    from zcache_forge.lava import server
+
+    if lab is None:
+        raise ForgeError("runner 'lava' needs the lab: its URL, a token and the served image directory")
+    requests = [server.Request(p.job, p.workdir, accel, p.cell.disk) for p in runs]
+
+    def arrived(i: int, req: server.Request, job: server.Job | None, what: server.Outcome) -> None:
+        p = runs[i]
+        cell = p.cell
+        out.runs_done += 1
+        if isinstance(what, ForgeError):
+            cell.error = str(what) if cell.error is None else f"{cell.error}; {what}"
+            log.error("[%d/%d] %s on %s (%s disk), rep %d: %s", out.runs_done, out.runs_planned, cell.backend,
+                      cell.scenario, cell.disk, p.rep + 1, what)
+        else:
+            run = measure(p.job, what)
+            run.rep = p.rep
+            cell.runs.append(run)
+            cell.runs.sort(key=lambda r: r.rep)
+            _log_run(out.runs_done, out.runs_planned, cell, p.rep, run,
+                     f"LAVA job {job.id if job else '?'}: ")
+        report()
+
+    log.info("bench: %d runs as LAVA jobs on %s", len(runs), lab.url)
+    server.run_batch(image.image, initrd, requests, lab, on_done=arrived)

@@ -1,19 +1,19 @@
 """Runners behind one interface: how a scenario's guest gets booted.
 
-Every runner takes (kernel, initrd, scenario, workdir, accel) and returns the qemu.GuestRun the
-verdict code judges, with the console in workdir/console.log:
+Every runner takes (kernel, initrd, scenario, workdir, accel, disk=...) and returns the
+qemu.GuestRun the verdict code judges, with the console in workdir/console.log:
 
 - local     QEMU started here (guest/qemu.py)
 - lava-run  the scenario as a LAVA job, run by this machine's lava-dispatcher (lava/run.py)
 - lava      the scenario as a LAVA job submitted to a LAVA server, polled, its log pulled back
-            (lava/server.py; needs the lab's URL, a token and where to serve the images)
+            (lava/server.py; needs the lab's URL, a token and where to serve the images). The bench
+            does not go through this one: it submits its whole matrix as a batch (server.run_batch)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from zcache_forge.guest import qemu
 from zcache_forge.guest.scenarios import Scenario
@@ -21,19 +21,27 @@ from zcache_forge.guest.scenarios import Scenario
 if TYPE_CHECKING:
     from zcache_forge.lava.server import LabConfig
 
-RunGuest = Callable[[Path, Path, Scenario, Path, str], qemu.GuestRun]
+
+
+class RunGuest(Protocol):
+    def __call__(self, kernel: Path, initrd: Path, scenario: Scenario, workdir: Path, accel: str,
+                 disk: str = qemu.DEFAULT_DISK) -> qemu.GuestRun: ...
+
+
 RUNNERS = ("local", "lava-run", "lava")
 DEFAULT = "local"
 
 
-def _local(kernel: Path, initrd: Path, scenario: Scenario, workdir: Path, accel: str) -> qemu.GuestRun:
-    return qemu.run_guest(kernel, initrd, scenario, workdir, accel=accel)
+def _local(kernel: Path, initrd: Path, scenario: Scenario, workdir: Path, accel: str,
+           disk: str = qemu.DEFAULT_DISK) -> qemu.GuestRun:
+    return qemu.run_guest(kernel, initrd, scenario, workdir, accel=accel, disk=disk)
 
 
-def _lava_run(kernel: Path, initrd: Path, scenario: Scenario, workdir: Path, accel: str) -> qemu.GuestRun:
+def _lava_run(kernel: Path, initrd: Path, scenario: Scenario, workdir: Path, accel: str,
+              disk: str = qemu.DEFAULT_DISK) -> qemu.GuestRun:
     from zcache_forge.lava import run
 
-    return run.run_lava(kernel, initrd, scenario, workdir, accel=accel)
+    return run.run_lava(kernel, initrd, scenario, workdir, accel=accel, disk=disk)
 
 
 def get(name: str, lab: LabConfig | None = None) -> RunGuest:
@@ -43,8 +51,9 @@ def get(name: str, lab: LabConfig | None = None) -> RunGuest:
             raise ValueError("runner 'lava' needs the lab: its URL, a token and the served image directory")
         from zcache_forge.lava import server
 
-        def _lava(kernel: Path, initrd: Path, scenario: Scenario, workdir: Path, accel: str) -> qemu.GuestRun:
-            return server.run_on_server(kernel, initrd, scenario, workdir, accel, lab)
+        def _lava(kernel: Path, initrd: Path, scenario: Scenario, workdir: Path, accel: str,
+                  disk: str = qemu.DEFAULT_DISK) -> qemu.GuestRun:
+            return server.run_on_server(kernel, initrd, scenario, workdir, accel, lab, disk)
 
         return _lava
     if name not in runners:
