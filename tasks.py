@@ -91,12 +91,22 @@ def qemu_test(c, scenario=None, series=None, series_file="series.yaml", accel=No
     "pool_percent": "RAM share, in percent, that zcache and zswap may each take (default 20)",
     "disk": "swap-disk model: ssd (SATA SSD, 450 MiB/s, 10,000 IOPS), hdd (7,200 rpm, 150 MiB/s, "
             "150 IOPS) or host (unthrottled host file) (repeatable; default: ssd and host)",
+    "runner": "local (QEMU here, one guest at a time, the default), lava-run (each run a LAVA job run by "
+              "this machine's lava-dispatcher, one at a time) or lava (the whole matrix submitted to a LAVA "
+              "server as a batch of jobs, gathered as they finish: --lava-*)",
+    "lava_url": "with --runner lava: the LAVA server's URL",
+    "lava_token": "with --runner lava: an API token (default: $ZCF_LAVA_TOKEN)",
+    "lava_artifacts": "with --runner lava: a directory your HTTP server serves; the images are copied there",
+    "lava_artifacts_url": "with --runner lava: the URL the lab's workers reach that directory at",
 })
 def bench(c, scenario=None, backend=None, reps=None, accel=None, json=False, cover=False,
-          series_file="series.yaml", pool_percent=None, disk=None):
+          series_file="series.yaml", pool_percent=None, disk=None, runner=None, lava_url=None,
+          lava_token=None, lava_artifacts=None, lava_artifacts_url=None):
     """zcache against zswap (zbud, zsmalloc) and plain swap: same kernel, same scenarios, each disk model."""
     sys.exit(cli.bench(ROOT / series_file, ROOT / "patches", scenario or None, backend or None, reps, accel,
-                       json, ROOT / "results", cover, pool_percent, disk or None))
+                       json, ROOT / "results", cover, pool_percent, disk or None, runner,
+                       {"url": lava_url, "token": lava_token, "artifacts": lava_artifacts,
+                        "artifacts_url": lava_artifacts_url}))
 
 
 @task(klass=ForgeTask, help={

@@ -21,6 +21,7 @@ from zcache_forge.guest import scenarios
 from zcache_forge.series import checkpatch, pipeline
 
 if TYPE_CHECKING:
+    from zcache_forge.lava.server import LabConfig
     from zcache_forge.series import patchbuild
 
 T = TypeVar("T")
@@ -144,6 +145,35 @@ def build_patches(series_file: Path, out: Path, only: list[str] | None, check: b
 
 
 
+def lab_options(lava: dict[str, str | None] | None) -> dict[str, str]:
+    """The --lava-* options given (as options.RunnerOptions' lava_* fields), the token from
+    $ZCF_LAVA_TOKEN when not given."""
+    given = {k: v for k, v in (lava or {}).items() if v}
+    if "token" not in given and os.environ.get(LAVA_TOKEN_ENV):
+        given["token"] = os.environ[LAVA_TOKEN_ENV]
+    return {f"lava_{k}": v for k, v in given.items()}
+
+
+def check_lab(opts: options.RunnerOptions) -> None:
+    """--runner lava needs every --lava-* option; the others go only with it."""
+    lab = {k: getattr(opts, f"lava_{k}") for k in LAVA_LAB_OPTIONS}
+    if opts.runner == "lava":
+        missing = [f"--lava-{k.replace('_', '-')}" for k, v in lab.items() if not v]
+        if missing:
+            raise ForgeError(f"--runner lava: needs {', '.join(missing)} (the token may come from "
+                             f"${LAVA_TOKEN_ENV})")
+    elif any(v for k, v in lab.items() if k != "token"):
+        raise ForgeError("--lava-url, --lava-artifacts and --lava-artifacts-url go with --runner lava")
+
+
+def lab_config(opts: options.RunnerOptions) -> LabConfig | None:
+    from zcache_forge.lava.server import LabConfig
+
+    if opts.runner != "lava":
+        return None
+    return LabConfig(opts.lava_url, opts.lava_token, Path(opts.lava_artifacts), opts.lava_artifacts_url)
+
+
 def qemu_test(series_file: Path, out: Path, scenario_names: list[str] | None, series: str | None,
               accel: str | None, as_json: bool, results_dir: Path, debug: bool = False,
               jobs: int | str | None = None, runner: str | None = None,
@@ -151,11 +181,6 @@ def qemu_test(series_file: Path, out: Path, scenario_names: list[str] | None, se
     """lava: the lab for --runner lava (url, token, artifacts, artifacts_url)."""
     from zcache_forge import report
     from zcache_forge.guest import qemutest
-    from zcache_forge.lava.server import LabConfig
-
-    lab_given = {k: v for k, v in (lava or {}).items() if v}
-    if "token" not in lab_given and os.environ.get(LAVA_TOKEN_ENV):
-        lab_given["token"] = os.environ[LAVA_TOKEN_ENV]
 
     def go(opts: options.QemuTestOptions) -> int:
         t0 = time.monotonic()
@@ -164,9 +189,8 @@ def qemu_test(series_file: Path, out: Path, scenario_names: list[str] | None, se
         image = qemutest.build_kernel(series_file, out, opts.series, debug=debug)
         # one run directory per kernel config: a debug run keeps the normal run's logs
         runs = kernel.cache_dir() / "runs" / ("debug" if debug else "guest")
-        lab = (LabConfig(opts.lava_url, opts.lava_token, Path(opts.lava_artifacts), opts.lava_artifacts_url)
-               if opts.runner == "lava" else None)
-        res = qemutest.run_scenarios(image, chosen, runs, opts.accel, opts.jobs, opts.runner, lab)
+        res = qemutest.run_scenarios(image, chosen, runs, opts.accel, opts.jobs, opts.runner,
+                                     lab_config(opts))
         data = res.to_dict()
         data["total_seconds"] = round(time.monotonic() - t0, 1)
         results_dir.mkdir(parents=True, exist_ok=True)
@@ -186,15 +210,8 @@ def qemu_test(series_file: Path, out: Path, scenario_names: list[str] | None, se
     def check_options() -> options.QemuTestOptions:
         opts = options.check(options.QemuTestOptions, series_file, scenarios.DEFAULT_FILE,
                              scenario=scenario_names, series=series, accel=accel, jobs=jobs, runner=runner,
-                             distcc=distcc_hosts, **{f"lava_{k}": v for k, v in lab_given.items()})
-        lab = {k: getattr(opts, f"lava_{k}") for k in LAVA_LAB_OPTIONS}
-        if opts.runner == "lava":
-            missing = [f"--lava-{k.replace('_', '-')}" for k, v in lab.items() if not v]
-            if missing:
-                raise ForgeError(f"--runner lava: needs {', '.join(missing)} (the token may come from "
-                                 f"${LAVA_TOKEN_ENV})")
-        elif any(v for k, v in lab.items() if k != "token"):
-            raise ForgeError("--lava-url, --lava-artifacts and --lava-artifacts-url go with --runner lava")
+                             distcc=distcc_hosts, **lab_options(lava))
+        check_lab(opts)
         return opts
 
     return _guard("qemu-test", go, check_options)
@@ -202,7 +219,10 @@ def qemu_test(series_file: Path, out: Path, scenario_names: list[str] | None, se
 
 def bench(series_file: Path, out: Path, scenario_names: list[str] | None, backend_names: list[str] | None,
           reps: int | str | None, accel: str | None, as_json: bool, results_dir: Path, cover: bool,
-          pool_percent: int | str | None = None, disk_names: list[str] | None = None) -> int:
+          pool_percent: int | str | None = None, disk_names: list[str] | None = None,
+          runner: str | None = None, lava: dict[str, str | None] | None = None) -> int:
+    """runner: local (the default) or lava-run boot one guest at a time; lava submits the whole
+    matrix to the lab (lava: url, token, artifacts, artifacts_url) as a batch of jobs."""
     from zcache_forge import bench as bench_mod
     from zcache_forge import report
     from zcache_forge import series as series_mod
@@ -211,7 +231,8 @@ def bench(series_file: Path, out: Path, scenario_names: list[str] | None, backen
     def check() -> options.BenchOptions:  # every option, before the kernel build
         opts = options.check(options.BenchOptions, series_file, scenarios.DEFAULT_FILE,
                              scenario=scenario_names, backend=backend_names, reps=reps, accel=accel,
-                             pool_percent=pool_percent, disk=disk_names)
+                             pool_percent=pool_percent, disk=disk_names, runner=runner, **lab_options(lava))
+        check_lab(opts)
         if cover and series_mod.load(series_file).cover_results is None:
             raise ForgeError(f"{series_file}: cover_results: expected a file name for --cover's table, "
                              "found nothing")
@@ -232,7 +253,8 @@ def bench(series_file: Path, out: Path, scenario_names: list[str] | None, backen
             boots = [r.result.boot for c in res.cells for r in c.runs if r.result.boot]
             return {
                 "kernel_commit": image.commit, "series": image.series, "series_version": image.version,
-                "config_hash": image.config_hash(), "accelerator": res.accelerator, "reps": reps,
+                "config_hash": image.config_hash(), "accelerator": res.accelerator, "runner": opts.runner,
+                "reps": reps,
                 "compressor": sf.knobs.zcache.compressor, "pool_percent": pool,
                 "guest_memory_mib": {sc.name: sc.memory_mib for sc in chosen},
                 "kernel_release": boots[0].get("kernel") if boots else None,
@@ -242,12 +264,13 @@ def bench(series_file: Path, out: Path, scenario_names: list[str] | None, backen
             bench_mod.write_json(json_path, res.to_dict(environment(res)))
 
         res = bench_mod.run_bench(image, chosen, backends, reps, kernel.cache_dir() / "bench", accel, pool,
-                                  disks, on_run=save)
+                                  disks, on_run=save, runner=opts.runner, lab=lab_config(opts))
         data = res.to_dict(environment(res))
         bench_mod.write_json(json_path, data)
         md = report.markdown(res)
         env_line = (f"Measured by `invoke bench` on {image.series} v{image.version} ({image.commit[:12]}), "
-                    f"kernel config {data['environment']['config_hash']}, QEMU {res.accelerator}, "
+                    f"kernel config {data['environment']['config_hash']}, QEMU {res.accelerator}"
+                    f"{'' if opts.runner == 'local' else f' through --runner {opts.runner}'}, "
                     f"compressor {data['environment']['compressor']}, median of {reps} run(s) (min..max), "
                     f"zcache and zswap pool {pool}% of RAM.")
         (results_dir / "bench.md").write_text(env_line + "\n\n" + md)

@@ -58,20 +58,25 @@ class BenchLoopOptions(Strict):
     accel: Accel | None = None
 
 
-class QemuTestOptions(Strict):
-    scenario: list[ScenarioName] = []
-    series: SeriesName | None = None
-    accel: Accel | None = None
-    jobs: Int(1, 64, text=True) = 1
+class RunnerOptions(Strict):
+    """--runner and the lab's options (cli.check_lab checks that they go together)."""
+
     runner: Choice(*runners.RUNNERS) = runners.DEFAULT
-    distcc: DistccHosts | None = None
     lava_url: Str(r"https?://\S+", what="an http(s) URL") | None = None
     lava_token: Str() | None = None
     lava_artifacts: Str() | None = None
     lava_artifacts_url: Str(r"https?://\S+", what="an http(s) URL") | None = None
 
 
-class BenchOptions(Strict):
+class QemuTestOptions(RunnerOptions):
+    scenario: list[ScenarioName] = []
+    series: SeriesName | None = None
+    accel: Accel | None = None
+    jobs: Int(1, 64, text=True) = 1
+    distcc: DistccHosts | None = None
+
+
+class BenchOptions(RunnerOptions):
     scenario: list[ScenarioName] = []
     backend: list[Choice(*BACKEND_NAMES)] = []
     reps: Int(1, 1000, text=True) = 3

@@ -236,11 +236,12 @@ def _collect(server: LavaServer, job: Job, end: qemu.Ending) -> qemu.GuestRun:
 
 
 def run_batch(kernel: Path, initrd: Path, requests: list[Request], lab: LabConfig,
-              on_done: OnDone | None = None, poll_s: float = POLL_S) -> list[Outcome]:
+              on_done: OnDone | None = None, poll_s: float | None = None) -> list[Outcome]:
     """Submit every request as a LAVA job, then poll them all, handing each back (on_done, in the
     order they finish, and the returned list, in the requests' order) as its job finishes: a
     GuestRun, or a ForgeError naming the job when it could not be submitted or its log not pulled
     back (the other jobs go on). Interrupted, it cancels the jobs still pending."""
+    poll_s = POLL_S if poll_s is None else poll_s
     server = LavaServer(lab.url, lab.token)
     results: list[Outcome | None] = [None] * len(requests)
 
