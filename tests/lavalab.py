@@ -124,13 +124,15 @@ def http_files(directory: Path) -> Iterator[str]:
 
 
 @contextmanager
-def lab(workdir: Path) -> Iterator[Lab]:
+def lab(workdir: Path, devices: int = 1) -> Iterator[Lab]:
+    """The lab, with `devices` qemu devices on its one worker (jobs run side by side on them)."""
     # the scheduler and gunicorn's workers drop to the lavaserver user and reopen their logs: a
     # directory of their own that every user can reach (a test's tmp_path is root's alone)
     logs = Path(tempfile.mkdtemp(prefix="zcf-lavalab-"))
     logs.chmod(0o777)
     tag = f"zcf{os.getpid()}"
-    user, worker, device = f"{tag}-user", f"{tag}-worker", f"{tag}-qemu"
+    user, worker = f"{tag}-user", f"{tag}-worker"
+    names = [f"{tag}-qemu{i or ''}" for i in range(devices)]
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     artifacts = workdir / "artifacts"
@@ -141,9 +143,10 @@ def lab(workdir: Path) -> Iterator[Lab]:
         worker_token = re.search(r"Token: (\S+)", manage("workers", "add", worker)).group(1)
         if "qemu" not in manage("device-types", "list"):
             manage("device-types", "add", "qemu")
-        manage("devices", "add", "--device-type", "qemu", "--worker", worker, device)
-        (DEVICES / f"{device}.jinja2").write_text("{% extends 'qemu.jinja2' %}\n")
-        manage("devices", "update", "--health", "GOOD", device)
+        for device in names:
+            manage("devices", "add", "--device-type", "qemu", "--worker", worker, device)
+            (DEVICES / f"{device}.jinja2").write_text("{% extends 'qemu.jinja2' %}\n")
+            manage("devices", "update", "--health", "GOOD", device)
         try:
             with _process(["gunicorn3", "lava_server.wsgi", "--bind", f"127.0.0.1:{port}", "-u", "lavaserver",
                            "-g", "lavaserver", "--worker-class", "eventlet", "--workers", "2",
@@ -162,11 +165,12 @@ def lab(workdir: Path) -> Iterator[Lab]:
                         raise RuntimeError(f"the LAVA {name} died at start (logs in {logs}): {said}")
                 yield Lab(url, token, artifacts, artifacts_url, logs)
         finally:
-            (DEVICES / f"{device}.jinja2").unlink(missing_ok=True)
-            # the device leaves the scheduler's pool; the worker stays (lava-server 2023.01's
+            # the devices leave the scheduler's pool; the worker stays (lava-server 2023.01's
             # `workers update --health RETIRED` fails with a TypeError) and is offline once stopped.
             # A failure here is reported, not raised: it must not hide the test's own result.
-            try:
-                manage("devices", "update", "--health", "RETIRED", device)
-            except (RuntimeError, subprocess.TimeoutExpired) as exc:
-                print(f"lavalab: could not retire {device}: {exc}")
+            for device in names:
+                (DEVICES / f"{device}.jinja2").unlink(missing_ok=True)
+                try:
+                    manage("devices", "update", "--health", "RETIRED", device)
+                except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                    print(f"lavalab: could not retire {device}: {exc}")
