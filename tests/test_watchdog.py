@@ -93,3 +93,19 @@ def test_the_kvm_probe_has_a_silence_limit_too(tmp_path, monkeypatch):
     monkeypatch.delenv(qemu.ACCEL_ENV, raising=False)
     assert qemu.probe_accel(tmp_path / "bzImage", tmp_path / "initrd", tmp_path) == "tcg"
     assert seen[0].silence_timeout_s == qemu.PROBE_SILENCE_TIMEOUT_S < seen[0].timeout_s
+
+
+def test_the_watchdog_alone_on_a_clock_of_its_own():
+    """qemu.Watchdog, as a LAVA server's jobs use it (fed growth per poll, no process): silence
+    counts from the start and from the last growth; the wall clock is the backstop."""
+    dog = qemu.Watchdog(wall_limit_s=100, silence_limit_s=10, now=0)
+    assert dog.tick(False, now=9) is None and dog.tick(True, now=9.5) is None
+    end = dog.tick(False, now=19.5)
+    assert end is not None and (end.kind, end.words) == ("hang", "hang: console silent for 10 s")
+    assert (end.seconds, end.silent_s, end.max_silent_s) == (19.5, 10, 10)
+    chatty = qemu.Watchdog(wall_limit_s=30, silence_limit_s=None, now=0)
+    assert all(chatty.tick(True, now=t) is None for t in range(30))
+    assert chatty.tick(True, now=30).words == "timeout: wall-clock limit 30 s"
+    done = qemu.Watchdog(wall_limit_s=30, silence_limit_s=10, now=0)
+    done.tick(True, now=2)
+    assert done.exited(now=7) == qemu.Ending("exit", "exited", 7, 5, 5)
