@@ -165,6 +165,25 @@ def _row(res: bench.BenchResult, scenario: str, backend: str) -> list[str]:
             rejects or "-", num(max(corrupted)) if corrupted else "-"]
 
 
+FS_HEAD = ["backend", "fs disk read, pass 1 (MiB)", "fs disk read, pass 2 (MiB)", "eph puts",
+           "eph gets (all)", "eph gets (pass 2)", "eph frames evicted", "pers puts that took an eph frame",
+           "fs wrong pages"]
+
+
+def _fs_rows(res: bench.BenchResult, scenario: str) -> list[list[str]]:
+    """The fs job's figures on the primary disk, one row per backend; none when no cell ran an fs job."""
+    rows = []
+    for b in _backends(res, scenario):
+        c = res.cell(b, scenario)
+        f = c.figures if c else {}
+        if "fs_pass1_disk_mib" not in f:
+            continue
+        rows.append([b, _fig(f, "fs_pass1_disk_mib", 1), _fig(f, "fs_pass2_disk_mib", 1), _fig(f, "eph_puts"),
+                     _fig(f, "eph_gets"), _fig(f, "eph_gets_pass2"), _fig(f, "evicted_eph_pageframes"),
+                     _fig(f, "pers_puts_took_eph_frame"), _fig(f, "fs_corrupted")])
+    return rows
+
+
 def _failures(res: bench.BenchResult, scenario: str) -> list[str]:
     return [f"- {c.backend} on the {c.disk} disk failed: {c.failure}"
             for c in res.cells if c.scenario == scenario and not c.passed]
@@ -183,6 +202,12 @@ def markdown(res: bench.BenchResult) -> str:
     for scenario in _scenarios(res):
         lines += [f"### {scenario}", "", "| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
         lines += ["| " + " | ".join(_row(res, scenario, b)) + " |" for b in _backends(res, scenario)]
+        fs_rows = _fs_rows(res, scenario)
+        if fs_rows:  # the file-system job: what the page cache read, how the eph pool fared beside swap
+            lines += ["", f"Page cache ({p} disk): the fs disk's reads per pass; zcache's ephemeral pages "
+                      "over the measured phase (\"-\": no cleancache).", "",
+                      "| " + " | ".join(FS_HEAD) + " |", "|---|" + "---:|" * (len(FS_HEAD) - 1)]
+            lines += ["| " + " | ".join(row) + " |" for row in fs_rows]
         lines += ["", *_failures(res, scenario)]
         if lines[-1]:
             lines.append("")
