@@ -74,9 +74,9 @@ def render_table(results: list[ScenarioResult]) -> str:
                      _fmt(s.get("zcache_stored")), _fmt(s.get("corrupted")),
                      "-" if s.get("swapoff_s") is None else f"{s['swapoff_s']:.1f}", _kunit_cell(r.kunit)])
     lines = columns(headers, rows)
-    fs = render_fs_table(results)
-    if fs:
-        lines += ["", fs]
+    for part in (render_fs_table(results), render_mixed_table(results)):
+        if part:
+            lines += ["", part]
     for r in results:
         for reason in r.reasons:
             lines.append(f"{r.name}: {reason}")
@@ -111,6 +111,26 @@ def render_fs_table(results: list[ScenarioResult]) -> str:
                      num(s.get("fs_pass2_s"), 1),
                      _eph(s, "eph_puts"), _eph(s, "failed_eph_puts"), gets, _eph(s, "failed_eph_gets"),
                      _eph(s, "eph_flushes"), _eph(s, "eph_zpages"), left, _fmt(s.get("fs_corrupted"))])
+    return "\n".join(columns(headers, rows)) if rows else ""
+
+
+def render_mixed_table(results: list[ScenarioResult]) -> str:
+    """The mixed job of the scenarios that ran one: how long the fs job ran beside the workloads (and
+    how many were still in their run phase at its end), what was swapped out while the file set's
+    pages were in the pool (pswpout, zcache's persistent puts), and how the two pools met: persistent
+    puts that took an ephemeral frame, ephemeral frames evicted (at the pressure record)."""
+    headers = ["mixed job", "fs-job-s", "workloads-running(end)", "pswpout(fs)", "pers-puts(fs)",
+               "pers-took-eph-frame", "evicted-eph-frames", "swap-corrupted", "fs-wrong-pages"]
+    rows = []
+    for r in results:
+        s = r.summary
+        if "fs_job_s" not in s:
+            continue
+        swap_bad = sum(w.get("pages_corrupted", 0) for w in r.workloads)
+        rows.append([r.name, num(s.get("fs_job_s"), 1), _fmt(s.get("workloads_running_at_fs_end")),
+                     _fmt(s.get("pswpout_during_fs")), _fmt(s.get("pers_puts_during_fs")),
+                     _fmt(s.get("pers_puts_took_eph_frame")), _fmt(s.get("evicted_eph_pageframes_pressure")),
+                     str(swap_bad), _fmt(s.get("fs_corrupted"))])
     return "\n".join(columns(headers, rows)) if rows else ""
 
 
