@@ -201,7 +201,8 @@ def test_a_scenario_needs_workloads_or_the_fs_job(tmp_path):
 
 
 def test_workloads_and_the_fs_job_together_are_the_mixed_job(tmp_path):
-    s = load_scenarios(write(tmp_path, GOOD + "    fs_mib: 64\n    fs_files: 4\n    fs_seed: 9\n")).get("small")
+    path = write(tmp_path, GOOD + "    fs_mib: 64\n    fs_files: 4\n    fs_seed: 9\n")
+    s = load_scenarios(path).get("small")
     assert s.mixed and s.workloads and s.fs_mib == 64
     args = s.kernel_args()
     assert "zcf.workloads=160:text:1:5" in args and "zcf.fs=vdb:64:4:9" in args

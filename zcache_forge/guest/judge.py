@@ -338,9 +338,10 @@ def mixed_summary(con: Console, counters: dict[str, dict[str, float]]) -> dict[s
     }
 
 
-def fs_summary(con: Console, counters: dict[str, dict[str, float]]) -> dict[str, float | None]:
+def fs_summary(scenario: Scenario, con: Console,
+               counters: dict[str, dict[str, float]]) -> dict[str, float | None]:
     """The fs job's figures: MiB the disk read per pass (sectors), seconds per pass, the eph counters
-    at the end of pass 2, eph_gets per pass."""
+    at the end of pass 2, eph_gets per pass, the eph levels after umount (the final record)."""
     by_phase = {r.phase: r for r in con.fs}
     out: dict[str, float | None] = {}
     write = by_phase.get("write")
@@ -357,7 +358,7 @@ def fs_summary(con: Console, counters: dict[str, dict[str, float]]) -> dict[str,
         out[name] = end.get(f"zcache.{name}")
     out["eph_gets_pass1"] = _eph_delta(counters, "eph_gets", "fs-written", "fs-pass1")
     out["eph_gets_pass2"] = _eph_delta(counters, "eph_gets", "fs-mutated", "fs-pass2")
-    after = counters.get("after", {})
+    after = final_counters(scenario, counters)
     for name in EPH_LEVELS:
         out[f"{name}_after_umount"] = after.get(f"zcache.{name}")
     out["fs_corrupted"] = sum(r.pages_corrupted for r in con.fs)
@@ -501,7 +502,7 @@ def evaluate(scenario: Scenario, con: Console, kunit: list[KtapResult],
         seconds=round(outcome.seconds, 2), splats=con.splats, exit_kind=outcome.exit_kind,
         guest_status=outcome.guest_status, boot=con.boots[0].raw if con.boots else None,
         steps=[s.raw for s in con.steps],
-        summary={**summary(con, counters), **(fs_summary(con, counters) if scenario.fs_mib else {}),
+        summary={**summary(con, counters), **(fs_summary(scenario, con, counters) if scenario.fs_mib else {}),
                  **(mixed_summary(con, counters) if scenario.mixed else {})},
         console_log=str(outcome.console_log) if outcome.console_log else None, kunit=kunit,
         parse_errors=con.errors, ended_by=what_ended(outcome, scenario), last_console=last_console,
