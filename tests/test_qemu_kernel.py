@@ -239,7 +239,7 @@ def test_cleancache_saves_disk_reads_and_zcache_cleancache_0_turns_it_off(batch)
     assert on.summary["fs_pass2_sectors_read"] < off.summary["fs_pass2_sectors_read"]
 
 
-def test_swap_and_page_cache_compete_and_every_swap_page_still_verifies(batch):
+def test_mixed_cache_swap_and_page_cache_compete_and_every_swap_page_verifies(batch):
     """mixed-cache (issue 11, must-show 3): a text workload beyond RAM fills and verifies while the
     fs job writes, reads, mutates and re-reads its file set: both kinds of page reach zcache, swap
     goes on while the file pages are in the pool, every swap page verifies in the run phase and again
