@@ -85,7 +85,8 @@ def test_the_table_has_a_mixed_part(text):
     table = report.render_table([r])
     assert "file-system job" in table and "mixed job" in table
     row = next(ln for ln in table.split("mixed job", 1)[1].splitlines() if ln.startswith("mixed-cache "))
-    assert f" {r.summary['pers_puts_during_fs']:.0f} " in row
+    s = r.summary
+    assert f" {s['pers_puts_during_fs']:.0f}/{s['frontswap_stores_during_fs']:.0f} " in row
     assert "mixed job" not in report.render_table([verdict(recorded("fs-reread-cleancache"), "fs-reread")])
 
 

@@ -117,9 +117,10 @@ def render_fs_table(results: list[ScenarioResult]) -> str:
 def render_mixed_table(results: list[ScenarioResult]) -> str:
     """The mixed job of the scenarios that ran one: how long the fs job ran beside the workloads (and
     how many were still in their run phase at its end), what was swapped out while the file set's
-    pages were in the pool (pswpout, zcache's persistent puts), and how the two pools met: persistent
+    pages were in the pool (pswpout, zcache's persistent puts and those frontswap stored), and how the
+    two pools met: persistent
     puts that took an ephemeral frame, ephemeral frames evicted (at the pressure record)."""
-    headers = ["mixed job", "fs-job-s", "workloads-running(end)", "pswpout(fs)", "pers-puts(fs)",
+    headers = ["mixed job", "fs-job-s", "workloads-running(end)", "pswpout(fs)", "pers-puts/stored(fs)",
                "pers-took-eph-frame", "evicted-eph-frames", "swap-corrupted", "fs-wrong-pages"]
     rows = []
     for r in results:
@@ -128,7 +129,8 @@ def render_mixed_table(results: list[ScenarioResult]) -> str:
             continue
         swap_bad = sum(w.get("pages_corrupted", 0) for w in r.workloads)
         rows.append([r.name, num(s.get("fs_job_s"), 1), _fmt(s.get("workloads_running_at_fs_end")),
-                     _fmt(s.get("pswpout_during_fs")), _fmt(s.get("pers_puts_during_fs")),
+                     _fmt(s.get("pswpout_during_fs")),
+                     f"{_fmt(s.get('pers_puts_during_fs'))}/{_fmt(s.get('frontswap_stores_during_fs'))}",
                      _fmt(s.get("pers_puts_took_eph_frame")), _fmt(s.get("evicted_eph_pageframes_pressure")),
                      str(swap_bad), _fmt(s.get("fs_corrupted"))])
     return "\n".join(columns(headers, rows)) if rows else ""

@@ -333,6 +333,8 @@ def mixed_summary(con: Console, counters: dict[str, dict[str, float]]) -> dict[s
         "workloads_running_at_fs_end": None if step is None else step.workloads_running_at_end,
         "pswpout_during_fs": _delta(counters, "pswpout", "fs-written", "fs-pass2"),
         "pers_puts_during_fs": _delta(counters, "zcache.pers_puts", "fs-written", "fs-pass2"),
+        # of those, the ones the backend kept (zcache refuses puts at its pool limit)
+        "frontswap_stores_during_fs": _delta(counters, "frontswap.succ_stores", "fs-written", "fs-pass2"),
         "pers_puts_took_eph_frame": pressure.get("zcache.pers_puts_took_eph_frame"),
         "evicted_eph_pageframes_pressure": pressure.get("zcache.evicted_eph_pageframes"),
     }
