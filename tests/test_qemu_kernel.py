@@ -27,7 +27,7 @@ def image(tmp_path_factory) -> qemutest.KernelImage:
 # The scenarios whose checks need no timing of their own run once, two guests side by side (CI
 # wants verdicts; see guest/schedule.py); smoke, the silence and hang checks run alone.
 BATCH = ["thp", "thp-zswap", "swap-devices", "load-fail", "memcg", "basic", "random", "bad-params",
-         "pool-limit", "fs-reread", "fs-reread-nocleancache"]
+         "pool-limit", "fs-reread", "fs-reread-nocleancache", "mixed-cache"]
 JOBS = 2
 
 
@@ -237,6 +237,29 @@ def test_cleancache_saves_disk_reads_and_zcache_cleancache_0_turns_it_off(batch)
     assert off.summary["eph_puts"] == 0 and off.summary["eph_gets"] == 0
     # the same image, the same reads: pass 2 reads fewer sectors when zcache held pages
     assert on.summary["fs_pass2_sectors_read"] < off.summary["fs_pass2_sectors_read"]
+
+
+def test_mixed_cache_swap_and_page_cache_compete_and_every_swap_page_verifies(batch):
+    """mixed-cache (issue 11, must-show 3): a text workload beyond RAM fills and verifies while the
+    fs job writes, reads, mutates and re-reads its file set: both kinds of page reach zcache, swap
+    goes on while the file pages are in the pool, every swap page verifies in the run phase and again
+    after swapoff, every file byte in both passes, and umount leaves nothing ephemeral behind."""
+    r = batch["mixed-cache"]
+    assert r.passed, r.reasons
+    c = r.counters
+    assert c["fs-pass2"]["zcache.eph_puts"] > 0 and c["pressure"]["zcache.pers_puts"] > 0
+    assert r.summary["pers_puts_during_fs"] > 0  # swap pages went to zcache while the file set was there
+    step = next(s for s in r.steps if s["step"] == "fs-job")
+    assert step["workloads_running_at_start"] == 1
+    runs = [w for w in r.workloads if w["phase"] == "run"]
+    rechecks = [w for w in r.workloads if w["phase"] == "recheck"]
+    assert runs[0]["pages_checked"] == runs[0]["pages"] * runs[0]["passes"]
+    assert rechecks[0]["pages_checked"] == runs[0]["pages"]
+    assert all(w["pages_corrupted"] == 0 and w["pages_sigbus"] == 0 for w in r.workloads)
+    assert all(f["pages_corrupted"] == 0 and f["file_errors"] == 0 for f in r.fs)
+    after = c["after-swapoff"]
+    for key in ("eph_zpages", "eph_zbytes", "eph_pageframes", "eph_pools", "pers_zpages", "obj_count"):
+        assert after[f"zcache.{key}"] == 0, key
 
 
 def test_broken_kernel_fails_with_the_splat_quoted(tmp_path, capsys):

@@ -194,13 +194,67 @@ def test_fs_disk_follows_the_swap_disks(tmp_path):
     assert s.balloon_mib == 0 and s.fs_disk_mib == 256 + 64 + 64
 
 
-def test_fs_job_and_workloads_exclude_each_other(tmp_path):
-    msg = error_of(tmp_path, GOOD + "    fs_mib: 64\n")
-    assert "scenarios[0].fs_mib: expected no workloads with fs_mib (the file-system job runs alone), " \
-        "found 1 workload(s)" in msg
+def test_a_scenario_needs_workloads_or_the_fs_job(tmp_path):
     msg = error_of(tmp_path, FS.replace("    fs_mib: 256\n", ""))
     assert "scenarios[0].fs_mib: expected workloads (at least one) or a file-system job (fs_mib > 0), " \
         "found neither" in msg
+
+
+def test_workloads_and_the_fs_job_together_are_the_mixed_job(tmp_path):
+    path = write(tmp_path, GOOD + "    fs_mib: 64\n    fs_files: 4\n    fs_seed: 9\n")
+    s = load_scenarios(path).get("small")
+    assert s.mixed and s.workloads and s.fs_mib == 64
+    args = s.kernel_args()
+    assert "zcf.workloads=160:text:1:5" in args and "zcf.fs=vdb:64:4:9" in args
+    # the balloon lets swapoff bring the workloads back, as in the workloads' job
+    assert "zcf.recheck=1" in args and s.balloon_mib == 160
+    assert s.phases() == ("before", "fs-written", "fs-pass1", "fs-mutated", "fs-pass2", "pressure",
+                          "after-swapoff")
+    assert s.final_phase == "after-swapoff"
+    alone = load_scenarios(write(tmp_path, FS)).get("small")
+    assert not alone.mixed and alone.phases()[-1] == alone.final_phase == "after"
+    assert not get("basic").mixed and get("basic").phases() == ("before", "pressure", "after-swapoff")
+
+
+def test_the_mixed_job_needs_workloads_beyond_ram(tmp_path):
+    msg = error_of(tmp_path, GOOD.replace("size_mib: 160", "size_mib: 128") + "    fs_mib: 64\n")
+    assert "scenarios[0].fs_mib: expected workloads beyond memory_mib with fs_mib (the mixed job: swap " \
+        "and the page cache must compete), found 128 MiB of workloads in 128 MiB" in msg
+    assert len(msg.splitlines()) == 1
+
+
+def test_the_fs_job_refuses_what_only_the_workloads_job_runs(tmp_path):
+    """hotplug, fault injection, swapoff under load, a memcg and failing loads are the workloads'
+    job's: the fs job, alone or mixed, would run without them, so asking for them is an error."""
+    msg = error_of(tmp_path, GOOD + "    cpus: 2\n    hotplug: true\n    memcg_max_mib: 96\n    fs_mib: 64\n")
+    assert msg.splitlines() == [
+        f"{tmp_path / 'scenarios.yaml'}: scenarios[0].fs_mib: expected none of hotplug, fault_percent, "
+        "swapoff_under_load, memcg_max_mib, load_fail_percent with fs_mib (the file-system job, alone or "
+        "mixed, runs without them), found hotplug: true, memcg_max_mib: 96"]
+    assert "found load_fail_percent: 2" in error_of(tmp_path, FS + "    load_fail_percent: 2\n")
+
+
+def test_an_expectation_must_name_a_phase_the_job_records(tmp_path):
+    msg = error_of(tmp_path, GOOD + "    expect:\n      - fs-pass2 zcache.eph_puts > 0\n")
+    assert "scenarios[0].expect: expected a phase the workloads' job with swapoff_recheck records " \
+        "(before, pressure, after-swapoff), found 'fs-pass2' in 'fs-pass2 zcache.eph_puts > 0'" in msg
+    msg = error_of(tmp_path, FS + "    expect:\n      - pressure zcache.pers_puts > 0\n")
+    assert "expected a phase the file-system job records (before, fs-written, fs-pass1, fs-mutated, " \
+        "fs-pass2, after), found 'pressure'" in msg
+    msg = error_of(tmp_path, GOOD + "    swapoff_recheck: false\n    expect:\n"
+                   "      - after-swapoff zcache.pers_zpages == 0\n")
+    assert "without swapoff_recheck records (before, pressure, after), found 'after-swapoff'" in msg
+    mixed = GOOD + "    fs_mib: 64\n    expect:\n      - fs-pass2 zcache.eph_puts > 0\n" \
+        "      - pressure zcache.pers_puts > 0\n      - after-swapoff zcache.eph_zpages == 0\n"
+    assert len(load_scenarios(write(tmp_path, mixed)).get("small").expect) == 3
+
+
+def test_the_shipped_mixed_scenarios():
+    ci, b = get("mixed-cache"), get("bench-mixed-cache")
+    for s in (ci, b):
+        assert s.mixed and s.backend == "zcache" and s.workload_mib > s.memory_mib
+    assert ci.swapoff_recheck and not b.swapoff_recheck and not b.expect
+    assert {e.phase for e in ci.expect} <= set(ci.phases())
 
 
 def test_fs_files_need_pages_and_eph_hits_need_cleancache(tmp_path):

@@ -74,9 +74,9 @@ def render_table(results: list[ScenarioResult]) -> str:
                      _fmt(s.get("zcache_stored")), _fmt(s.get("corrupted")),
                      "-" if s.get("swapoff_s") is None else f"{s['swapoff_s']:.1f}", _kunit_cell(r.kunit)])
     lines = columns(headers, rows)
-    fs = render_fs_table(results)
-    if fs:
-        lines += ["", fs]
+    for part in (render_fs_table(results), render_mixed_table(results)):
+        if part:
+            lines += ["", part]
     for r in results:
         for reason in r.reasons:
             lines.append(f"{r.name}: {reason}")
@@ -111,6 +111,28 @@ def render_fs_table(results: list[ScenarioResult]) -> str:
                      num(s.get("fs_pass2_s"), 1),
                      _eph(s, "eph_puts"), _eph(s, "failed_eph_puts"), gets, _eph(s, "failed_eph_gets"),
                      _eph(s, "eph_flushes"), _eph(s, "eph_zpages"), left, _fmt(s.get("fs_corrupted"))])
+    return "\n".join(columns(headers, rows)) if rows else ""
+
+
+def render_mixed_table(results: list[ScenarioResult]) -> str:
+    """The mixed job of the scenarios that ran one: how long the fs job ran beside the workloads (and
+    how many were still in their run phase at its end), what was swapped out while the file set's
+    pages were in the pool (pswpout, zcache's persistent puts and those frontswap stored), and how the
+    two pools met: persistent
+    puts that took an ephemeral frame, ephemeral frames evicted (at the pressure record)."""
+    headers = ["mixed job", "fs-job-s", "workloads-running(end)", "pswpout(fs)", "pers-puts/stored(fs)",
+               "pers-took-eph-frame", "evicted-eph-frames", "swap-corrupted", "fs-wrong-pages"]
+    rows = []
+    for r in results:
+        s = r.summary
+        if "fs_job_s" not in s:
+            continue
+        swap_bad = sum(w.get("pages_corrupted", 0) for w in r.workloads)
+        rows.append([r.name, num(s.get("fs_job_s"), 1), _fmt(s.get("workloads_running_at_fs_end")),
+                     _fmt(s.get("pswpout_during_fs")),
+                     f"{_fmt(s.get('pers_puts_during_fs'))}/{_fmt(s.get('frontswap_stores_during_fs'))}",
+                     _fmt(s.get("pers_puts_took_eph_frame")), _fmt(s.get("evicted_eph_pageframes_pressure")),
+                     str(swap_bad), _fmt(s.get("fs_corrupted"))])
     return "\n".join(columns(headers, rows)) if rows else ""
 
 
@@ -165,6 +187,25 @@ def _row(res: bench.BenchResult, scenario: str, backend: str) -> list[str]:
             rejects or "-", num(max(corrupted)) if corrupted else "-"]
 
 
+FS_HEAD = ["backend", "fs disk read, pass 1 (MiB)", "fs disk read, pass 2 (MiB)", "eph puts",
+           "eph gets (all)", "eph gets (pass 2)", "eph frames evicted", "pers puts that took an eph frame",
+           "fs wrong pages"]
+
+
+def _fs_rows(res: bench.BenchResult, scenario: str) -> list[list[str]]:
+    """The fs job's figures on the primary disk, one row per backend; none when no cell ran an fs job."""
+    rows = []
+    for b in _backends(res, scenario):
+        c = res.cell(b, scenario)
+        f = c.figures if c else {}
+        if "fs_pass1_disk_mib" not in f:
+            continue
+        rows.append([b, _fig(f, "fs_pass1_disk_mib", 1), _fig(f, "fs_pass2_disk_mib", 1), _fig(f, "eph_puts"),
+                     _fig(f, "eph_gets"), _fig(f, "eph_gets_pass2"), _fig(f, "evicted_eph_pageframes"),
+                     _fig(f, "pers_puts_took_eph_frame"), _fig(f, "fs_corrupted")])
+    return rows
+
+
 def _failures(res: bench.BenchResult, scenario: str) -> list[str]:
     return [f"- {c.backend} on the {c.disk} disk failed: {c.failure}"
             for c in res.cells if c.scenario == scenario and not c.passed]
@@ -183,6 +224,12 @@ def markdown(res: bench.BenchResult) -> str:
     for scenario in _scenarios(res):
         lines += [f"### {scenario}", "", "| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
         lines += ["| " + " | ".join(_row(res, scenario, b)) + " |" for b in _backends(res, scenario)]
+        fs_rows = _fs_rows(res, scenario)
+        if fs_rows:  # the file-system job: what the page cache read, how the eph pool fared beside swap
+            lines += ["", f"Page cache ({p} disk): the fs disk's reads per pass; zcache's ephemeral pages "
+                      "over the measured phase (\"-\": no cleancache).", "",
+                      "| " + " | ".join(FS_HEAD) + " |", "|---|" + "---:|" * (len(FS_HEAD) - 1)]
+            lines += ["| " + " | ".join(row) + " |" for row in fs_rows]
         lines += ["", *_failures(res, scenario)]
         if lines[-1]:
             lines.append("")

@@ -152,6 +152,7 @@ def metrics(res: judge.ScenarioResult) -> dict[str, float | None]:
             rejects[k] = pressure.get(f"zswap.{k}", 0)
     pswpin = delta("pswpin")
     return {
+        **fs_metrics(res, delta),
         "pswpout": delta("pswpout"),
         "pswpin": pswpin,
         "hit_rate": hit_rate(delta("frontswap.loads"), pswpin),
@@ -167,6 +168,36 @@ def metrics(res: judge.ScenarioResult) -> dict[str, float | None]:
         "elapsed_s": elapsed,
         "corrupted": corrupted,
         **{f"reject.{k}": v for k, v in rejects.items()},
+    }
+
+
+# the file-system job's figures in a bench run (a scenario with fs_mib): what the fs disk read in each
+# read pass, and how zcache's ephemeral pages fared beside the swap pages (zcache only; "-" for zswap,
+# which has no cleancache, and plain swap)
+FS_FIGURES = ("fs_pass1_disk_mib", "fs_pass2_disk_mib", "eph_puts", "eph_gets", "eph_gets_pass2",
+              "evicted_eph_pageframes", "pers_puts_took_eph_frame", "fs_corrupted")
+
+
+def fs_metrics(res: judge.ScenarioResult, delta: Callable[[str], float | None]) -> dict[str, float | None]:
+    """The fs job's figures of a run (none for a run without one): MiB the fs disk read per read pass,
+    and over the measured phase (before to pressure: both jobs, in the mixed job) zcache's eph puts,
+    eph gets that found their page, ephemeral frames evicted and persistent puts that took an
+    ephemeral frame."""
+    s = res.summary
+    if "fs_pass1_disk_mib" not in s:
+        return {}
+    if s["fs_pass1_disk_mib"] is None or s["fs_pass2_disk_mib"] is None:
+        raise MalformedRecords("the fs job's read passes report no sectors read")
+    gets = delta("zcache.eph_gets")
+    return {
+        "fs_pass1_disk_mib": s["fs_pass1_disk_mib"],
+        "fs_pass2_disk_mib": s["fs_pass2_disk_mib"],
+        "eph_puts": delta("zcache.eph_puts"),
+        "eph_gets": gets,
+        "eph_gets_pass2": s.get("eph_gets_pass2"),
+        "evicted_eph_pageframes": delta("zcache.evicted_eph_pageframes"),
+        "pers_puts_took_eph_frame": delta("zcache.pers_puts_took_eph_frame"),
+        "fs_corrupted": s.get("fs_corrupted"),
     }
 
 
@@ -339,20 +370,28 @@ def variant(sc: scenarios.Scenario, b: Backend,
             pool_percent: int = POOL_PERCENT_DEFAULT) -> scenarios.Scenario:
     """The scenario with another backend and the bench's pool budget; zcache-only expectations do
     not apply to the others."""
-    expect = sc.expect if b.backend == "zcache" else ()
+    zcache = b.backend == "zcache"
+    expect = sc.expect if zcache else ()
     budget = f"{b.backend}.max_pool_percent={pool_percent}" if b.backend in ("zcache", "zswap") else ""
     extra = " ".join(x for x in (sc.cmdline_extra, budget) if x)
-    return dataclasses.replace(sc, backend=b.backend, zpool=b.zpool, expect=expect, cmdline_extra=extra)
+    return dataclasses.replace(sc, backend=b.backend, zpool=b.zpool, expect=expect, cmdline_extra=extra,
+                               expect_eph_hits=sc.expect_eph_hits and zcache)
 
 
 def _log_run(n: int, total: int, cell: Cell, rep: int, run: Run, via: str = "") -> None:
     res, m = run.result, run.figures
     num, pct = report.num, report.pct
+    fs = ""
+    if "fs_pass1_disk_mib" in m:
+        fs = (f", fs disk read {num(m.get('fs_pass1_disk_mib'), 1)}/{num(m.get('fs_pass2_disk_mib'), 1)} "
+              f"MiB, eph gets {num(m.get('eph_gets'))}, eph frames evicted "
+              f"{num(m.get('evicted_eph_pageframes'))}, pers puts took eph frame "
+              f"{num(m.get('pers_puts_took_eph_frame'))}")
     log.info("[%d/%d] %s on %s (%s disk), rep %d: %s%s, %.0f s, pswpout %s, hit rate %s, written back %s, "
-             "density %s", n, total, cell.backend, cell.scenario, cell.disk, rep + 1, via,
+             "density %s%s", n, total, cell.backend, cell.scenario, cell.disk, rep + 1, via,
              "ok" if res.passed else "FAILED: " + "; ".join(res.reasons), res.seconds,
              num(m.get("pswpout")), pct(m.get("hit_rate")), num(m.get("written_back")),
-             num(m.get("density"), 2))
+             num(m.get("density"), 2), fs)
 
 
 @dataclass(frozen=True)

@@ -130,6 +130,15 @@ class StepRecord:
 
 
 @dataclass(frozen=True)
+class FsJobStep(StepRecord):
+    """The mixed job's "fs-job" step: when the file-system job ran beside the workloads, and how many
+    workloads were still in their run phase (filling and verifying) when it began and when it ended."""
+
+    workloads_running_at_start: int = 0
+    workloads_running_at_end: int = 0
+
+
+@dataclass(frozen=True)
 class ErrorRecord:
     """/init's own complaint (a workload that failed, a missing device)."""
 
@@ -162,8 +171,8 @@ class ParseError:
         return self.kind is None
 
 
-Record = (BootRecord | CountersRecord | WorkloadRecord | FsRecord | ExitRecord | StepRecord | ErrorRecord
-          | OtherRecord)
+Record = (BootRecord | CountersRecord | WorkloadRecord | FsRecord | ExitRecord | StepRecord | FsJobStep
+          | ErrorRecord | OtherRecord)
 
 
 @dataclass(frozen=True)
@@ -209,6 +218,12 @@ class Console:
     @property
     def steps(self) -> list[StepRecord]:
         return self.of(StepRecord)
+
+    @property
+    def fs_job(self) -> FsJobStep | None:
+        """The mixed job's fs-job step (the last one), or None."""
+        steps = self.of(FsJobStep)
+        return steps[-1] if steps else None
 
     @property
     def guest_errors(self) -> list[ErrorRecord]:
@@ -281,7 +296,19 @@ def _record(n: int, obj: dict[str, Any]) -> Record:
             raise _Malformed("no 'status'")
         return ExitRecord(n, _str(obj, "id"), status, obj)
     if kind == "step":
-        return StepRecord(n, _str(obj, "step"), _num(obj, "start_s"), _num(obj, "end_s"), obj)
+        step = _str(obj, "step")
+        if step == "fs-job":
+            running = []
+            for key in ("workloads_running_at_start", "workloads_running_at_end"):
+                value = _num(obj, key, integral=True)
+                if value is None:
+                    raise _Malformed(f"no {key!r}")
+                running.append(value)
+            start, end = _num(obj, "start_s"), _num(obj, "end_s")
+            if start is None or end is None:
+                raise _Malformed("no 'start_s' and 'end_s'")
+            return FsJobStep(n, step, start, end, obj, *running)
+        return StepRecord(n, step, _num(obj, "start_s"), _num(obj, "end_s"), obj)
     if kind == "error":
         return ErrorRecord(n, _str(obj, "message", "?"), obj)
     return OtherRecord(n, kind, obj)

@@ -217,7 +217,8 @@ def fs_reasons(scenario: Scenario, con: Console, counters: dict[str, dict[str, f
             reasons.append(f"file-system {phase}: no sectors read: filehog could not read "
                            f"/sys/block/{scenario.fs_disk}/stat")
     reasons += punch_reasons(scenario, by_phase)
-    for phase in ("before", *FS_PHASES, "after"):
+    # the mixed job's pressure record is the workloads' (swap_reasons says when it is missing)
+    for phase in ("before", *FS_PHASES, scenario.final_phase):
         if phase not in counters:
             reasons.append(f"file-system job: no {phase!r} counters record")
     pass2 = counters.get("fs-pass2", {})
@@ -243,10 +244,16 @@ def punch_reasons(scenario: Scenario, by_phase: dict[str, FsRecord]) -> list[str
     return []
 
 
-def eph_left_reasons(counters: dict[str, dict[str, float]]) -> list[str]:
+def final_counters(scenario: Scenario, counters: dict[str, dict[str, float]]) -> dict[str, float]:
+    """The last counters record, taken after the umount: after swapoff when the workloads recheck (or
+    "after" when swapoff failed and /init went on), else after."""
+    return counters.get(scenario.final_phase) or counters.get("after", {})
+
+
+def eph_left_reasons(after: dict[str, float]) -> list[str]:
     """After umount and drop_caches the file system's ephemeral pool is destroyed: every eph
-    level is 0, and when zcache holds no swap page no tmem object is left either."""
-    after = counters.get("after", {})
+    level is 0, and when zcache holds no swap page no tmem object is left either (after is the
+    final counters record: the fs job's after umount, the mixed job's after swapoff)."""
     left = [f"{k} {after[f'zcache.{k}']:.0f}" for k in EPH_LEVELS if after.get(f"zcache.{k}")]
     reasons = []
     if left:
@@ -273,7 +280,7 @@ def cleancache_reasons(scenario: Scenario, con: Console, counters: dict[str, dic
             reasons.append("zcache.cleancache=0 did not take: /sys/module/zcache/parameters/cleancache is Y")
         if puts:
             reasons.append(f"zcache.cleancache=0, yet zcache took {puts:.0f} ephemeral pages (eph_puts)")
-    reasons += eph_left_reasons(counters)
+    reasons += eph_left_reasons(final_counters(scenario, counters))
     if scenario.expect_eph_hits:
         gets = _eph_delta(counters, "eph_gets", "fs-mutated", "fs-pass2")
         if param is False:  # absent is fine: a parameter without a sysfs file; eph_gets tells
@@ -287,9 +294,56 @@ def cleancache_reasons(scenario: Scenario, con: Console, counters: dict[str, dic
     return reasons
 
 
-def fs_summary(con: Console, counters: dict[str, dict[str, float]]) -> dict[str, float | None]:
+def swapped_out(counters: dict[str, dict[str, float]], start: str, end: str) -> float | None:
+    """Pages that left memory for swap between two phases: to the disk (pswpout) or to the frontswap
+    backend (frontswap.succ_stores); None when neither is reported."""
+    known = [d for d in (_delta(counters, "pswpout", start, end),
+                         _delta(counters, "frontswap.succ_stores", start, end)) if d is not None]
+    return sum(known) if known else None
+
+
+def mixed_reasons(scenario: Scenario, con: Console, counters: dict[str, dict[str, float]]) -> list[str]:
+    """The mixed job: the fs job ran beside the workloads (its fs-job step), they started together, and
+    swap went on while the fs job's file pages were in the pool (between fs-written, when the dropped
+    page cache went to cleancache, and the end of pass 2): swap and page cache competed."""
+    step = con.fs_job
+    if step is None:
+        return ["mixed job: no 'fs-job' step record: /init did not run the file-system job beside the "
+                "workloads (is qemu/init older than the mixed job?)"]
+    reasons = []
+    if step.workloads_running_at_start < len(scenario.workloads):
+        reasons.append(f"mixed job: only {step.workloads_running_at_start} of {len(scenario.workloads)} "
+                       "workloads were in their run phase when the file-system job began")
+    out = swapped_out(counters, "fs-written", "fs-pass2")
+    if out is not None and out <= 0:
+        reasons.append("mixed job: nothing was swapped out while the file-system job read its files "
+                       "(pswpout and frontswap stores +0 from fs-written to fs-pass2): swap and page cache "
+                       "did not compete (raise the workloads' size_mib or passes)")
+    return reasons
+
+
+def mixed_summary(con: Console, counters: dict[str, dict[str, float]]) -> dict[str, float | None]:
+    """The mixed job's figures: how long the fs job ran, what was swapped out while its pages were in
+    the pool, and what zcache's pools did to each other (pressure: after both jobs)."""
+    step = con.fs_job
+    pressure = counters.get("pressure", {})
+    return {
+        "fs_job_s": None if step is None or step.start_s is None or step.end_s is None
+        else round(step.end_s - step.start_s, 2),
+        "workloads_running_at_fs_end": None if step is None else step.workloads_running_at_end,
+        "pswpout_during_fs": _delta(counters, "pswpout", "fs-written", "fs-pass2"),
+        "pers_puts_during_fs": _delta(counters, "zcache.pers_puts", "fs-written", "fs-pass2"),
+        # of those, the ones the backend kept (zcache refuses puts at its pool limit)
+        "frontswap_stores_during_fs": _delta(counters, "frontswap.succ_stores", "fs-written", "fs-pass2"),
+        "pers_puts_took_eph_frame": pressure.get("zcache.pers_puts_took_eph_frame"),
+        "evicted_eph_pageframes_pressure": pressure.get("zcache.evicted_eph_pageframes"),
+    }
+
+
+def fs_summary(scenario: Scenario, con: Console,
+               counters: dict[str, dict[str, float]]) -> dict[str, float | None]:
     """The fs job's figures: MiB the disk read per pass (sectors), seconds per pass, the eph counters
-    at the end of pass 2, eph_gets per pass."""
+    at the end of pass 2, eph_gets per pass, the eph levels after umount (the final record)."""
     by_phase = {r.phase: r for r in con.fs}
     out: dict[str, float | None] = {}
     write = by_phase.get("write")
@@ -306,7 +360,7 @@ def fs_summary(con: Console, counters: dict[str, dict[str, float]]) -> dict[str,
         out[name] = end.get(f"zcache.{name}")
     out["eph_gets_pass1"] = _eph_delta(counters, "eph_gets", "fs-written", "fs-pass1")
     out["eph_gets_pass2"] = _eph_delta(counters, "eph_gets", "fs-mutated", "fs-pass2")
-    after = counters.get("after", {})
+    after = final_counters(scenario, counters)
     for name in EPH_LEVELS:
         out[f"{name}_after_umount"] = after.get(f"zcache.{name}")
     out["fs_corrupted"] = sum(r.pages_corrupted for r in con.fs)
@@ -433,12 +487,14 @@ def evaluate(scenario: Scenario, con: Console, kunit: list[KtapResult],
     reasons = exit_reasons(outcome, scenario, last_console) + boot_reasons(con, scenario)
     if con.boots:
         reasons += done_reasons(con) + workload_reasons(scenario, con)
-        if scenario.fs_mib:  # the file-system job runs instead of the workloads: nothing need swap
+        if scenario.fs_mib:  # the file-system job, alone (nothing need swap) or beside the workloads
             reasons += fs_reasons(scenario, con, counters)
-        else:
+        if scenario.workloads:
             reasons += swap_reasons(counters)
             if scenario.backend == "zcache":
                 reasons += zcache_reasons(counters)
+        if scenario.mixed:
+            reasons += mixed_reasons(scenario, con, counters)
         reasons += expect_reasons(scenario, counters)
     reasons += kunit_reasons(kunit)
     reasons += splat_reasons(con.splats)
@@ -448,7 +504,8 @@ def evaluate(scenario: Scenario, con: Console, kunit: list[KtapResult],
         seconds=round(outcome.seconds, 2), splats=con.splats, exit_kind=outcome.exit_kind,
         guest_status=outcome.guest_status, boot=con.boots[0].raw if con.boots else None,
         steps=[s.raw for s in con.steps],
-        summary={**summary(con, counters), **(fs_summary(con, counters) if scenario.fs_mib else {})},
+        summary={**summary(con, counters), **(fs_summary(scenario, con, counters) if scenario.fs_mib else {}),
+                 **(mixed_summary(con, counters) if scenario.mixed else {})},
         console_log=str(outcome.console_log) if outcome.console_log else None, kunit=kunit,
         parse_errors=con.errors, ended_by=what_ended(outcome, scenario), last_console=last_console,
         max_silence_s=outcome.max_silence_s, fs=[r.raw for r in con.fs])

@@ -1,9 +1,11 @@
 """Boot-test scenarios as data: load qemu/scenarios.yaml, validate it (pydantic), return typed records.
 
 A scenario says what guest to boot (RAM, CPUs, swap disk size), which
-frontswap backend to use (zcache, zswap or none) and which memhog workloads
-to run in it. The whole file is checked before anything is returned; every
-problem names the file and the field (``scenarios[2].workloads[0].pattern``).
+frontswap backend to use (zcache, zswap or none) and what to run in it: memhog
+workloads (swap), the file-system job (fs_mib: the page cache, cleancache), or
+both at once (the mixed job: swap and page cache compete for one zcache pool).
+The whole file is checked before anything is returned; every problem names the
+file and the field (``scenarios[2].workloads[0].pattern``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ PATTERNS = ("zero", "text", "mixed", "random")
 # dropped), read pass 1, mutated (and dropped), read pass 2; "after" follows the umount
 FS_PHASES = ("fs-written", "fs-pass1", "fs-mutated", "fs-pass2")
 PHASES = ("before", "pressure", "after-swapoff", "after", *FS_PHASES)
+# what the guest's /init runs only for the workloads' job; the fs job (alone or mixed) runs none of it
+WORKLOAD_ONLY = ("hotplug", "fault_percent", "swapoff_under_load", "memcg_max_mib", "load_fail_percent")
 MAX_WORKLOADS = 4
 # zcache's and zswap's default pool, in percent of RAM (series.yaml knobs.zcache.max_pool_percent)
 DEFAULT_POOL_PERCENT = 20
@@ -137,6 +141,22 @@ class Scenario:
         return sum(w.size_mib for w in self.workloads)
 
     @property
+    def mixed(self) -> bool:
+        """The mixed job: the workloads and the file-system job run at the same time, so swap
+        (zcache's persistent pages) and the page cache (its ephemeral pages) share one pool."""
+        return bool(self.workloads) and bool(self.fs_mib)
+
+    @property
+    def final_phase(self) -> str:
+        """The phase of the last counters record: after swapoff when the workloads recheck, else
+        after (the fs job's after umount, too)."""
+        return "after-swapoff" if self.workloads and self.swapoff_recheck else "after"
+
+    def phases(self) -> tuple[str, ...]:
+        """The counters records the guest prints for this scenario's job, in order."""
+        return recorded_phases(bool(self.workloads), bool(self.fs_mib), self.swapoff_recheck)
+
+    @property
     def balloon_mib(self) -> int:
         """RAM the guest pins during the run phase and frees before swapoff.
 
@@ -211,6 +231,14 @@ class ScenarioFile:
         raise ForgeError(f"{self.path}: no scenario named {name!r} (known: {', '.join(self.names)})")
 
 
+def recorded_phases(workloads: bool, fs: bool, recheck: bool) -> tuple[str, ...]:
+    """The counters records of a job: the workloads' (before, pressure, after-swapoff or after), the
+    fs job's (before, the fs phases, after), or the mixed job's (the fs phases while the workloads
+    run, then pressure, and after swapoff or after: both after the umount)."""
+    final = "after-swapoff" if workloads and recheck else "after"
+    return ("before", *(FS_PHASES if fs else ()), *(("pressure",) if workloads else ()), final)
+
+
 # --- the models: every field's type and range ---------------------------------------------------
 
 
@@ -256,7 +284,6 @@ class _ScenarioModel(Strict):
     timeout_s: Int(10, 7200)
     silence_timeout_s: Int(1) = DEFAULT_SILENCE_TIMEOUT_S
     swapoff_recheck: Bool = True
-    expect: list[Annotated[Expectation, PlainValidator(_expectation)]] = []
     hotplug: Bool = False
     fault_percent: Int(0, 100) = 0
     swapoff_under_load: Bool = False
@@ -267,6 +294,7 @@ class _ScenarioModel(Strict):
     fs_seed: Int(0, 2**63 - 1) = 1
     cleancache: Bool = True
     expect_eph_hits: Bool = False
+    expect: list[Annotated[Expectation, PlainValidator(_expectation)]] = []  # last: checked against the job
 
     @field_validator("fs_mib")
     @classmethod
@@ -274,11 +302,19 @@ class _ScenarioModel(Strict):
         workloads = info.data.get("workloads")
         if workloads is None:  # not valid itself: reported there
             return v
-        if v and workloads:
-            raise plain(f"expected no workloads with fs_mib (the file-system job runs alone), "
-                        f"found {len(workloads)} workload(s)")
         if not v and not workloads:
             raise plain("expected workloads (at least one) or a file-system job (fs_mib > 0), found neither")
+        if not v:
+            return v
+        extras = [f"{k}: {str(info.data[k]).lower()}" for k in WORKLOAD_ONLY if info.data.get(k)]
+        if extras:
+            raise plain(f"expected none of {', '.join(WORKLOAD_ONLY)} with fs_mib (the file-system job, "
+                        f"alone or mixed, runs without them), found {', '.join(extras)}")
+        memory = info.data.get("memory_mib")
+        size = sum(w.size_mib for w in workloads)
+        if workloads and memory is not None and size <= memory:
+            raise plain(f"expected workloads beyond memory_mib with fs_mib (the mixed job: swap and the "
+                        f"page cache must compete), found {size} MiB of workloads in {memory} MiB")
         return v
 
     @field_validator("fs_files")
@@ -299,6 +335,23 @@ class _ScenarioModel(Strict):
             raise plain("expected expect_eph_hits only with a file-system job (fs_mib > 0)")
         if info.data.get("backend", "zcache") != "zcache" or info.data.get("cleancache") is False:
             raise plain("expected expect_eph_hits only with backend: zcache and cleancache on")
+        return v
+
+    @field_validator("expect")
+    @classmethod
+    def _phases_of_the_job(cls, v: list[Expectation], info: ValidationInfo) -> list[Expectation]:
+        d = info.data
+        if "workloads" not in d or "fs_mib" not in d or "swapoff_recheck" not in d:
+            return v  # not valid themselves: reported there
+        phases = recorded_phases(bool(d["workloads"]), bool(d["fs_mib"]), d["swapoff_recheck"])
+        job = ("the mixed job" if d["workloads"] and d["fs_mib"] else
+               "the file-system job" if d["fs_mib"] else
+               "the workloads' job" + (" with swapoff_recheck" if d["swapoff_recheck"] else
+                                        " without swapoff_recheck"))
+        for e in v:
+            if e.phase not in phases:
+                raise plain(f"expected a phase {job} records ({', '.join(phases)}), "
+                            f"found {e.phase!r} in '{e}'")
         return v
 
     @field_validator("zpool")
