@@ -17,7 +17,7 @@ pytestmark = pytest.mark.kernel
 # Every debug scenario of the tests in one qemu-test run, two guests side by side (CI wants the
 # verdicts; each guest's seconds are then not its own). The two-CPU hotplug guest runs alone.
 DEBUG_RUN = ["concurrent-hotplug", "basic", "fault-inject", "thp", "memcg", "swap-devices", "load-fail",
-             "writeback", "fs-reread"]
+             "writeback", "fs-reread", "mixed-cache"]
 JOBS = 2
 
 
@@ -100,3 +100,15 @@ def test_debug_kernel_rereads_files_through_cleancache(debug_run):
     after = sc["counters"]["after"]
     for key in ("eph_zpages", "eph_pageframes", "eph_pools"):
         assert after[f"zcache.{key}"] == 0, key
+
+
+def test_debug_kernel_runs_swap_and_page_cache_in_one_pool(debug_run):
+    """The mixed job: memhog swapping through zcache while the fs job writes and rereads its
+    files, both kinds of zpage in one pool, under KASAN, lockdep and DEBUG_VM."""
+    (sc,) = run_debug(debug_run, ["mixed-cache"])
+    assert sc["splats"] == []
+    s = sc["summary"]
+    assert s["corrupted"] == 0 and s["fs_corrupted"] == 0 and s["fs_stale"] == 0
+    pressure = sc["counters"]["pressure"]
+    assert pressure["zcache.pers_puts"] > 0 and pressure["zcache.eph_puts"] > 0
+    assert pressure["zcache.evicted_eph_pageframes"] > 0
