@@ -49,7 +49,7 @@ def test_the_job_boots_what_a_local_run_boots(smoke, tmp_path):
     append = " ".join([*qemu.BASE_APPEND, *smoke.kernel_args(), f"zcf.linger={jobmod.LINGER_S}"])
     assert images["kernel"]["image_arg"] == f'-kernel {{kernel}} -append "{append}"'
     assert images["initrd"]["image_arg"] == "-initrd {initrd}"
-    assert images["swap0"]["image_arg"] == "-drive file={swap0},if=virtio,format=raw,cache=unsafe"
+    assert images["vda"]["image_arg"] == "-drive file={vda},if=virtio,format=raw,cache=unsafe"
     ctx = job["context"]
     assert ctx["memory"] == smoke.guest_ram_mib and ctx["no_kvm"] is True and "no_network" not in ctx
     assert f"-smp {smoke.cpus}" in ctx["extra_options"]
@@ -64,8 +64,8 @@ def test_throttled_disks_and_kvm_reach_the_job(tmp_path):
     sc = qemutest.choose(["swap-devices"])[0]
     job = jobmod.definition(sc, artifacts(tmp_path, sc.swap_devices), "kvm", qemu.disk_model("ssd"))
     images = job["actions"][0]["deploy"]["images"]
-    assert [k for k in images if k.startswith("swap")] == ["swap0", "swap1"]
-    assert "throttling.bps-total=" in images["swap1"]["image_arg"]
+    assert [k for k in images if k.startswith("vd")] == ["vda", "vdb"]
+    assert "throttling.bps-total=" in images["vdb"]["image_arg"]
     assert job["context"]["no_kvm"] is False
 
 
@@ -81,20 +81,23 @@ def test_the_fs_disk_is_attached_as_a_local_run_attaches_it(name, tmp_path, monk
     art = dataclasses.replace(art, fs_disk=(tmp_path / "fs.img").as_uri())
     job = jobmod.definition(sc, art, "tcg", qemu.disk_model("ssd"))
     images = job["actions"][0]["deploy"]["images"]
-    swap_labels = [f"swap{i}" for i in range(sc.swap_devices)]
-    assert list(images) == ["kernel", "initrd", *swap_labels, jobmod.FS_LABEL]
-    assert images[jobmod.FS_LABEL]["url"] == (tmp_path / "fs.img").as_uri()
+    swap_labels = [jobmod.disk_label(i) for i in range(sc.swap_devices)]
+    labels = [*swap_labels, sc.fs_disk]  # the fs disk's label is its name in the guest (zcf.fs=)
+    assert list(images) == ["kernel", "initrd", *labels]
+    # a lava-server hands the worker the job with its keys sorted: the disks keep their order
+    assert [k for k in sorted(images) if k.startswith("vd")] == labels
+    assert images[sc.fs_disk]["url"] == (tmp_path / "fs.img").as_uri()
     # the local runner's command line, its files replaced by the deploy labels
     monkeypatch.setattr(qemu, "_qemu_binary", lambda: "qemu-system-x86_64")
     swaps = tuple(Path(f"{{{label}}}") for label in swap_labels)
     b = qemu._Boot(name=sc.name, kernel=Path("k"), initrd=Path("i"), memory_mib=sc.guest_ram_mib,
                    cpus=sc.cpus, append=[], swap_imgs=swaps, workdir=tmp_path, accel="tcg", timeout_s=1,
-                   disk=qemu.disk_model("ssd"), data_imgs=(Path(f"{{{jobmod.FS_LABEL}}}"),))
+                   disk=qemu.disk_model("ssd"), data_imgs=(Path(f"{{{sc.fs_disk}}}"),))
     argv = qemu.qemu_argv(b, tmp_path / "console.log")
     local_drives = [argv[i + 1] for i, a in enumerate(argv) if a == "-drive"]
-    lava_drives = [images[k]["image_arg"].removeprefix("-drive ") for k in [*swap_labels, jobmod.FS_LABEL]]
+    lava_drives = [images[k]["image_arg"].removeprefix("-drive ") for k in labels]
     assert lava_drives == local_drives
-    assert "throttling" not in images[jobmod.FS_LABEL]["image_arg"]
+    assert "throttling" not in images[sc.fs_disk]["image_arg"]
     assert f"zcf.fs={sc.fs_disk}:{sc.fs_mib}:" in images["kernel"]["image_arg"]
 
 

@@ -83,7 +83,7 @@ def test_lava_run_rereads_files_as_a_local_run(image, tmp_path):
         assert s["eph_gets_pass2"] > 0
         assert s["fs_pass1_sectors_read"] > 0 and s["fs_pass2_sectors_read"] > 0
     job = (tmp_path / "lava-run" / "fs-reread" / "lava-job.yaml").read_text()
-    assert "fs0:" in job and "zcf.fs=vdb:" in job
+    assert "vdb:" in job and "zcf.fs=vdb:" in job
 
 
 def test_a_guest_that_panics_fails_as_a_named_lava_job(image, tmp_path):

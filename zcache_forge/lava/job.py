@@ -38,7 +38,17 @@ DONE_PROMPT = "ZCF-DONE status=[0-9]+\r*\n"
 LINGER_S = 5
 DEPLOY_MINUTES = 5
 DEVICE_TEMPLATE = "qemu.yaml.jinja2"
-FS_LABEL = "fs0"  # the deploy image of the file-system disk
+
+
+def disk_label(index: int) -> str:
+    """The deploy label of the guest's index-th virtio disk: its name in the guest (vda, vdb, ...).
+    QEMU gets the -drive options in the order of the labels, and that order is not always the
+    job's: lava-run keeps the job's order, but lava-server hands the worker the definition with its
+    keys sorted (seen: fs0, initrd, kernel, swap0, which made the ext4 image /dev/vda and mkswap'd
+    it). The guest's names sort in the guest's order, so either way the disks come in it."""
+    if not 0 <= index < 26:
+        raise ForgeError(f"virtio disk {index}: the guest names only 26 (vda to vdz)")
+    return "vd" + chr(ord("a") + index)
 
 
 @dataclass(frozen=True)
@@ -99,13 +109,14 @@ def definition(scenario: Scenario, art: Artifacts, accel: str = "tcg",
         "kernel": {"image_arg": f'-kernel {{kernel}} -append "{append_line(scenario)}"', "url": art.kernel},
         "initrd": {"image_arg": "-initrd {initrd}", "url": art.initrd},
     }
-    for i, url in enumerate(art.swap_disks):
-        label = f"swap{i}"
-        images[label] = {"image_arg": f"-drive file={{{label}}},if=virtio,format=raw,cache=unsafe"
-                                      f"{disk.drive_options()}", "url": url}
-    if art.fs_disk is not None:  # after the swap disks, never throttled: as qemu.qemu_argv's data_imgs
-        images[FS_LABEL] = {"image_arg": f"-drive file={{{FS_LABEL}}},if=virtio,format=raw,cache=unsafe",
-                            "url": art.fs_disk}
+    # the swap disks, throttled to the disk model, then the fs disk, never throttled: qemu.qemu_argv's
+    # swap_imgs and data_imgs
+    drives = [(url, disk.drive_options()) for url in art.swap_disks]
+    drives += [(art.fs_disk, "")] if art.fs_disk is not None else []
+    for i, (url, options) in enumerate(drives):
+        label = disk_label(i)
+        images[label] = {"image_arg": f"-drive file={{{label}}},if=virtio,format=raw,cache=unsafe{options}",
+                         "url": url}
     boot_minutes = _minutes(scenario.wall_limit_s)
     return {
         "device_type": "qemu",
