@@ -11,6 +11,7 @@ import shutil
 import time
 
 import pytest
+import yaml
 
 from zcache_forge import report
 from zcache_forge.guest import qemutest
@@ -82,8 +83,10 @@ def test_lava_run_rereads_files_as_a_local_run(image, tmp_path):
         assert s["fs_corrupted"] == 0 and s["fs_stale"] == 0 and s["fs_file_errors"] == 0
         assert s["eph_gets_pass2"] > 0
         assert s["fs_pass1_sectors_read"] > 0 and s["fs_pass2_sectors_read"] > 0
-    job = (tmp_path / "lava-run" / "fs-reread" / "lava-job.yaml").read_text()
-    assert "vdb:" in job and "zcf.fs=vdb:" in job
+    job = yaml.safe_load((tmp_path / "lava-run" / "fs-reread" / "lava-job.yaml").read_text())
+    images = job["actions"][0]["deploy"]["images"]
+    assert list(images) == ["kernel", "initrd", "vda", "vdb"]
+    assert "zcf.fs=vdb:" in images["kernel"]["image_arg"]
 
 
 def test_a_guest_that_panics_fails_as_a_named_lava_job(image, tmp_path):
