@@ -49,7 +49,7 @@ def test_the_job_boots_what_a_local_run_boots(smoke, tmp_path):
     append = " ".join([*qemu.BASE_APPEND, *smoke.kernel_args(), f"zcf.linger={jobmod.LINGER_S}"])
     assert images["kernel"]["image_arg"] == f'-kernel {{kernel}} -append "{append}"'
     assert images["initrd"]["image_arg"] == "-initrd {initrd}"
-    assert images["swap0"]["image_arg"] == "-drive file={swap0},if=virtio,format=raw,cache=unsafe"
+    assert images["vda"]["image_arg"] == "-drive file={vda},if=virtio,format=raw,cache=unsafe"
     ctx = job["context"]
     assert ctx["memory"] == smoke.guest_ram_mib and ctx["no_kvm"] is True and "no_network" not in ctx
     assert f"-smp {smoke.cpus}" in ctx["extra_options"]
@@ -64,14 +64,51 @@ def test_throttled_disks_and_kvm_reach_the_job(tmp_path):
     sc = qemutest.choose(["swap-devices"])[0]
     job = jobmod.definition(sc, artifacts(tmp_path, sc.swap_devices), "kvm", qemu.disk_model("ssd"))
     images = job["actions"][0]["deploy"]["images"]
-    assert [k for k in images if k.startswith("swap")] == ["swap0", "swap1"]
-    assert "throttling.bps-total=" in images["swap1"]["image_arg"]
+    assert [k for k in images if k.startswith("vd")] == ["vda", "vdb"]
+    assert "throttling.bps-total=" in images["vdb"]["image_arg"]
     assert job["context"]["no_kvm"] is False
+
+
+@pytest.mark.parametrize("name", ["fs-reread", "mixed-cache"])
+def test_the_fs_disk_is_attached_as_a_local_run_attaches_it(name, tmp_path, monkeypatch):
+    """A file-system scenario's ext4 image: deployed after the swap disks and given to QEMU with the
+    -drive options of the local runner's command line, in the same order (so the guest finds it as
+    /dev/vdb); the swap disks' throttling is not put on it."""
+    sc = qemutest.choose([name])[0]
+    assert sc.fs_mib and sc.fs_disk == "vd" + "abc"[sc.swap_devices]
+    art = artifacts(tmp_path, sc.swap_devices)
+    (tmp_path / "fs.img").write_bytes(b"x")
+    art = dataclasses.replace(art, fs_disk=(tmp_path / "fs.img").as_uri())
+    job = jobmod.definition(sc, art, "tcg", qemu.disk_model("ssd"))
+    images = job["actions"][0]["deploy"]["images"]
+    swap_labels = [jobmod.disk_label(i) for i in range(sc.swap_devices)]
+    labels = [*swap_labels, sc.fs_disk]  # the fs disk's label is its name in the guest (zcf.fs=)
+    assert list(images) == ["kernel", "initrd", *labels]
+    # a lava-server hands the worker the job with its keys sorted: the disks keep their order
+    assert [k for k in sorted(images) if k.startswith("vd")] == labels
+    assert images[sc.fs_disk]["url"] == (tmp_path / "fs.img").as_uri()
+    # the local runner's command line, its files replaced by the deploy labels
+    monkeypatch.setattr(qemu, "_qemu_binary", lambda: "qemu-system-x86_64")
+    swaps = tuple(Path(f"{{{label}}}") for label in swap_labels)
+    b = qemu._Boot(name=sc.name, kernel=Path("k"), initrd=Path("i"), memory_mib=sc.guest_ram_mib,
+                   cpus=sc.cpus, append=[], swap_imgs=swaps, workdir=tmp_path, accel="tcg", timeout_s=1,
+                   disk=qemu.disk_model("ssd"), data_imgs=(Path(f"{{{sc.fs_disk}}}"),))
+    argv = qemu.qemu_argv(b, tmp_path / "console.log")
+    local_drives = [argv[i + 1] for i, a in enumerate(argv) if a == "-drive"]
+    lava_drives = [images[k]["image_arg"].removeprefix("-drive ") for k in labels]
+    assert lava_drives == local_drives
+    assert "throttling" not in images[sc.fs_disk]["image_arg"]
+    assert f"zcf.fs={sc.fs_disk}:{sc.fs_mib}:" in images["kernel"]["image_arg"]
 
 
 def test_bad_jobs_are_refused_before_lava_sees_them(smoke, tmp_path):
     with pytest.raises(ForgeError, match="scenario smoke: 1 swap disks wanted, 2 given"):
         jobmod.definition(smoke, artifacts(tmp_path, 2))
+    with pytest.raises(ForgeError, match="scenario smoke: has no file-system job, but an fs disk was given"):
+        jobmod.definition(smoke, dataclasses.replace(artifacts(tmp_path), fs_disk="file:///fs.img"))
+    fs = qemutest.choose(["fs-reread"])[0]
+    with pytest.raises(ForgeError, match=r"fs-reread: its file-system job needs an fs disk \(/dev/vdb\)"):
+        jobmod.definition(fs, artifacts(tmp_path))
     quoted = dataclasses.replace(smoke, cmdline_extra='foo="a b"')
     with pytest.raises(ForgeError, match="has a quote"):
         jobmod.definition(quoted, artifacts(tmp_path))
@@ -141,6 +178,21 @@ def test_a_silent_lava_job_is_a_hang(recorded_log, tmp_path):
 
 @pytest.mark.skipif(shutil.which("lava-run") is None,
                     reason="needs lava-run: apt-get install lava-dispatcher")
+def test_lava_run_validates_an_fs_job(tmp_path):
+    """The fs scenario's job with a real (small) ext4 image from the helper the runners use."""
+    sc = dataclasses.replace(qemutest.choose(["fs-reread"])[0], fs_mib=16)
+    with qemu.fs_image(sc, tmp_path) as fs:
+        assert fs is not None and fs.stat().st_size == sc.fs_disk_mib * qemu.MIB
+        art = dataclasses.replace(artifacts(tmp_path, sc.swap_devices), fs_disk=fs.as_uri())
+        job = jobmod.definition(sc, art, "tcg")
+        (tmp_path / "job.yaml").write_text(jobmod.dump(job))
+        (tmp_path / "device.yaml").write_text(jobmod.device_dictionary(job["context"]))
+        run.validate(run.new_job_id("fs"), tmp_path, tmp_path / "device.yaml", tmp_path / "job.yaml")
+    assert not fs.exists()  # removed with its context, as the swap disks are
+
+
+@pytest.mark.skipif(shutil.which("lava-run") is None,
+                    reason="needs lava-run: apt-get install lava-dispatcher")
 def test_lava_run_validates_the_generated_job(smoke, tmp_path):
     job = jobmod.definition(smoke, artifacts(tmp_path), "tcg")
     (tmp_path / "job.yaml").write_text(jobmod.dump(job))
@@ -170,6 +222,23 @@ def test_images_are_published_under_the_served_url(tmp_path):
     urls = server.publish([tmp_path / "bzImage"], lab, "smoke-1")
     assert urls == ["http://127.0.0.1:8000/img/smoke-1/bzImage"]
     assert (tmp_path / "srv" / "smoke-1" / "bzImage").read_bytes() == b"kernel"
+
+
+def test_a_served_batch_makes_one_ext4_image_per_size(tmp_path):
+    from zcache_forge.lava import server
+
+    lab = server.LabConfig("http://127.0.0.1:9/", "t", tmp_path / "srv", "http://127.0.0.1:8000/img/")
+    for name in ("bzImage", "initramfs.cpio.gz"):
+        (tmp_path / name).write_bytes(b"x")
+    images = server.Images(tmp_path / "bzImage", tmp_path / "initramfs.cpio.gz", lab, "b-1")
+    sc = dataclasses.replace(qemutest.choose(["fs-reread"])[0], fs_mib=16)
+    a, b = images.artifacts(sc), images.artifacts(sc)
+    name = f"fs-{sc.fs_disk_mib}m.img"
+    assert a.fs_disk == b.fs_disk == f"http://127.0.0.1:8000/img/b-1/{name}"
+    img = tmp_path / "srv" / "b-1" / name
+    assert img.stat().st_size == sc.fs_disk_mib * qemu.MIB
+    assert img.read_bytes()[1024 + 0x38:1024 + 0x3A] == b"\x53\xef"  # the ext4 superblock's magic
+    assert images.artifacts(qemutest.choose(["smoke"])[0]).fs_disk is None
 
 
 def test_the_done_prompt_matches_the_line_as_lava_reads_it():

@@ -143,14 +143,14 @@ def test_a_bench_batch_is_submitted_at_once_and_gathered_as_jobs_finish(tmp_path
     # the jobs: real definitions, the images published once and shared, throttling per disk model
     jobs = [json.loads(json.dumps(j["definition"])) for j in fake.jobs.values()]
     images = [j["actions"][0]["deploy"]["images"] for j in jobs]
-    assert len({i["kernel"]["url"] for i in images}) == 1 and len({i["swap0"]["url"] for i in images}) == 1
+    assert len({i["kernel"]["url"] for i in images}) == 1 and len({i["vda"]["url"] for i in images}) == 1
     served = lab.artifacts_dir / images[0]["kernel"]["url"].split("/")[-2]
     swap = f"swap-{smoke().swap_mib}m.img"
     assert sorted(p.name for p in served.iterdir()) == ["bzImage", "initramfs.cpio.gz", swap]
     assert (served / swap).stat().st_blocks == 0  # sparse
     assert images[0]["kernel"]["url"].startswith("http://files.lab/zcf/batch-")
-    assert "throttling.bps-total" in images[0]["swap0"]["image_arg"]
-    assert "throttling" not in images[2]["swap0"]["image_arg"]
+    assert "throttling.bps-total" in images[0]["vda"]["image_arg"]
+    assert "throttling" not in images[2]["vda"]["image_arg"]
     assert (tmp_path / "work" / "smoke-zcache-host-1" / "lava-job.yaml").is_file()
     assert "\nZCF-DONE status=0\n" in (tmp_path / "work" / "smoke-zcache-host-1" / "console.log").read_text()
 

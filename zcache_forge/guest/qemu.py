@@ -207,6 +207,20 @@ def make_fs_image(path: Path, size_mib: int) -> Path:
     return path
 
 
+@contextmanager
+def fs_image(scenario: Scenario, workdir: Path) -> Iterator[Path | None]:
+    """The scenario's file-system disk (workdir/fs.img, a fresh ext4 of fs_disk_mib MiB), removed
+    when the context ends; None for a scenario without a file-system job."""
+    if not scenario.fs_mib:
+        yield None
+        return
+    img = workdir / "fs.img"
+    try:
+        yield make_fs_image(img, scenario.fs_disk_mib)
+    finally:
+        img.unlink(missing_ok=True)
+
+
 def last_line(path: Path, max_bytes: int = 4096) -> str:
     """The last non-empty line of a (growing) text file, or ''."""
     try:
@@ -435,8 +449,8 @@ def run_guest(kernel: Path, initrd: Path, scenario: Scenario, workdir: Path,
         accel = probe_accel(kernel, initrd, workdir)
     elif accel not in ACCELS:
         raise ForgeError(f"accelerator {accel!r}: expected one of {', '.join(ACCELS)}")
-    with swap_images(scenario, workdir) as swap_imgs:
-        data_imgs = (make_fs_image(workdir / "fs.img", scenario.fs_disk_mib),) if scenario.fs_mib else ()
+    with swap_images(scenario, workdir) as swap_imgs, fs_image(scenario, workdir) as fs_img:
+        data_imgs = (fs_img,) if fs_img is not None else ()
         b = _Boot(name=scenario.name, kernel=kernel, initrd=initrd, memory_mib=scenario.guest_ram_mib,
                   cpus=scenario.cpus, append=[*BASE_APPEND, *scenario.kernel_args()], swap_imgs=swap_imgs,
                   workdir=workdir, accel=accel, timeout_s=scenario.wall_limit_s, disk=model,
@@ -446,8 +460,4 @@ def run_guest(kernel: Path, initrd: Path, scenario: Scenario, workdir: Path,
                  b.memory_mib, scenario.balloon_mib, b.cpus, scenario.swap_mib, model.name,
                  f"{scenario.fs_disk_mib} MiB ext4 on /dev/{scenario.fs_disk}, " if data_imgs else "",
                  scenario.silence_timeout_s, scenario.wall_limit_s)
-        try:
-            return _boot(b)
-        finally:
-            for img in data_imgs:
-                img.unlink(missing_ok=True)
+        return _boot(b)

@@ -1,9 +1,10 @@
 """A scenario as a LAVA job definition, and the qemu device dictionary that runs it.
 
 The job boots exactly what a local run boots: our bzImage, our initramfs (whose /init runs the
-scenario's job and prints the console records the verdict reads) and the scenario's swap disks
-as virtio drives, with the same kernel command line. It ends when the console shows
-``ZCF-DONE status=N``, the last line /init prints; LAVA then powers the guest off.
+scenario's job and prints the console records the verdict reads), the scenario's swap disks as
+virtio drives and, for a scenario with a file-system job (fs_mib), its ext4 disk as the virtio
+drive after them, with the same kernel command line and the same -drive options. It ends when the
+console shows ``ZCF-DONE status=N``, the last line /init prints; LAVA then powers the guest off.
 
 The job is ours, not tuxlava's: tuxlava's qemu job boots a root file system on a disk and logs in
 to run test definitions, and our guest has neither a login nor a LAVA test shell. The device
@@ -39,19 +40,34 @@ DEPLOY_MINUTES = 5
 DEVICE_TEMPLATE = "qemu.yaml.jinja2"
 
 
+def disk_label(index: int) -> str:
+    """The deploy label of the guest's index-th virtio disk: its name in the guest (vda, vdb, ...).
+    QEMU gets the -drive options in the order of the labels, and that order is not always the
+    job's: lava-run keeps the job's order, but lava-server hands the worker the definition with its
+    keys sorted (seen: fs0, initrd, kernel, swap0, which made the ext4 image /dev/vda and mkswap'd
+    it). The guest's names sort in the guest's order, so either way the disks come in it."""
+    if not 0 <= index < 26:
+        raise ForgeError(f"virtio disk {index}: the guest names only 26 (vda to vdz)")
+    return "vd" + chr(ord("a") + index)
+
+
 @dataclass(frozen=True)
 class Artifacts:
     """Where the job downloads its images from: file:// paths for lava-run here, http(s) URLs for
-    a lab. swap_disks: one per swap device of the scenario, in /dev/vda, /dev/vdb order."""
+    a lab. swap_disks: one per swap device of the scenario, in /dev/vda, /dev/vdb order; fs_disk:
+    the ext4 image of a scenario with a file-system job (qemu.make_fs_image), the disk after them."""
 
     kernel: str
     initrd: str
     swap_disks: tuple[str, ...]
+    fs_disk: str | None = None
 
     @classmethod
-    def files(cls, kernel: Path, initrd: Path, swap_disks: list[Path]) -> Artifacts:
+    def files(cls, kernel: Path, initrd: Path, swap_disks: list[Path] | tuple[Path, ...],
+              fs_disk: Path | None = None) -> Artifacts:
         return cls(kernel.resolve().as_uri(), initrd.resolve().as_uri(),
-                   tuple(p.resolve().as_uri() for p in swap_disks))
+                   tuple(p.resolve().as_uri() for p in swap_disks),
+                   fs_disk.resolve().as_uri() if fs_disk is not None else None)
 
 
 def append_line(scenario: Scenario) -> str:
@@ -85,14 +101,22 @@ def definition(scenario: Scenario, art: Artifacts, accel: str = "tcg",
     if len(art.swap_disks) != scenario.swap_devices:
         raise ForgeError(f"scenario {scenario.name}: {scenario.swap_devices} swap disks wanted, "
                          f"{len(art.swap_disks)} given")
+    if bool(scenario.fs_mib) != (art.fs_disk is not None):
+        raise ForgeError(f"scenario {scenario.name}: " + (
+            f"its file-system job needs an fs disk (/dev/{scenario.fs_disk}), none given" if scenario.fs_mib
+            else "has no file-system job, but an fs disk was given"))
     images: dict[str, Any] = {
         "kernel": {"image_arg": f'-kernel {{kernel}} -append "{append_line(scenario)}"', "url": art.kernel},
         "initrd": {"image_arg": "-initrd {initrd}", "url": art.initrd},
     }
-    for i, url in enumerate(art.swap_disks):
-        label = f"swap{i}"
-        images[label] = {"image_arg": f"-drive file={{{label}}},if=virtio,format=raw,cache=unsafe"
-                                      f"{disk.drive_options()}", "url": url}
+    # the swap disks, throttled to the disk model, then the fs disk, never throttled: qemu.qemu_argv's
+    # swap_imgs and data_imgs
+    drives = [(url, disk.drive_options()) for url in art.swap_disks]
+    drives += [(art.fs_disk, "")] if art.fs_disk is not None else []
+    for i, (url, options) in enumerate(drives):
+        label = disk_label(i)
+        images[label] = {"image_arg": f"-drive file={{{label}}},if=virtio,format=raw,cache=unsafe{options}",
+                         "url": url}
     boot_minutes = _minutes(scenario.wall_limit_s)
     return {
         "device_type": "qemu",

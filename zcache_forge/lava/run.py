@@ -141,8 +141,8 @@ def run_lava(kernel: Path, initrd: Path, scenario: Scenario, workdir: Path, acce
     workdir.mkdir(parents=True, exist_ok=True)
     job_id = new_job_id(scenario.name)
     lava_log = workdir / "lava.log"
-    with qemu.swap_images(scenario, workdir) as swaps:
-        definition = jobmod.definition(scenario, jobmod.Artifacts.files(kernel, initrd, list(swaps)), accel,
+    with qemu.swap_images(scenario, workdir) as swaps, qemu.fs_image(scenario, workdir) as fs:
+        definition = jobmod.definition(scenario, jobmod.Artifacts.files(kernel, initrd, swaps, fs), accel,
                                        model, name=f"zcache-forge {scenario.name} ({job_id})")
         job_file, device = workdir / "lava-job.yaml", workdir / "lava-device.yaml"
         job_file.write_text(jobmod.dump(definition))

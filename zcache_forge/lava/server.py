@@ -5,7 +5,8 @@ The server is named by its URL and an API token (LAVA's REST API v0.2: POST /api
 GET /api/v0.2/jobs/?id__in=..., GET /api/v0.2/jobs/ID/logs/?start=N, POST .../cancel/). The lab's
 worker downloads the job's images over HTTP: the kernel and the initramfs are copied into a
 directory the user names, which the user serves at a base URL (both given as options), and the
-swap disks are made there (sparse, empty); nothing else is uploaded. Every job of a batch
+swap disks are made there (sparse, empty), and so is the ext4 disk of a scenario with a file-system
+job (fs_mib; made with mke2fs, empty, sparse); nothing else is uploaded. Every job of a batch
 downloads the same files. The lab needs a device of type qemu (LAVA's own device-type template)
 on a worker with qemu-system-x86_64.
 
@@ -165,7 +166,8 @@ OnDone = Callable[[int, Request, "Job | None", Outcome], None]
 
 class Images:
     """The batch's images in the served directory, under one prefix: the kernel and the initramfs
-    copied once, a sparse swap disk per (device, size) the batch's scenarios need."""
+    copied once, a sparse swap disk per (device, size) and an empty ext4 image per size (for the
+    file-system job, made with mke2fs as a local run makes it) the batch's scenarios need."""
 
     def __init__(self, kernel: Path, initrd: Path, lab: LabConfig, prefix: str) -> None:
         self.lab, self.prefix = lab, prefix
@@ -182,7 +184,13 @@ class Images:
             if not (self.dir / name).exists():
                 qemu.make_swap_image(self.dir / name, scenario.swap_mib)
             swaps.append(self.url(name))
-        return jobmod.Artifacts(self.kernel, self.initrd, tuple(swaps))
+        fs = None
+        if scenario.fs_mib:  # the worker downloads a copy: every job of the batch starts from this empty ext4
+            name = f"fs-{scenario.fs_disk_mib}m.img"
+            if not (self.dir / name).exists():
+                qemu.make_fs_image(self.dir / name, scenario.fs_disk_mib)
+            fs = self.url(name)
+        return jobmod.Artifacts(self.kernel, self.initrd, tuple(swaps), fs)
 
 
 def _submit(server: LavaServer, lab: LabConfig, images: Images, req: Request) -> Job:
