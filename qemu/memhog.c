@@ -10,9 +10,11 @@
  * to swap and any page that comes back wrong is detected.
  *
  * A page whose swapped copy the kernel cannot read back may instead raise
- * SIGBUS. That is caught per page: the page counts as lost (pages_sigbus),
- * not as corrupted, and is never touched again, since every further access
- * would only raise SIGBUS again.
+ * SIGBUS (a failed zcache load, a RAMster peer that died holding it). That
+ * is caught per page: the page counts as lost (pages_sigbus), not as
+ * corrupted, and is never touched again, since every further access would
+ * only raise SIGBUS again. pages_verified counts the checks that found the
+ * page intact: a lost page is checked (visited) but never verified.
  *
  * With --thp the mapping is 2 MiB aligned and madvise(MADV_HUGEPAGE)'d, so
  * swap has to deal with transparent huge pages; without it the mapping is
@@ -387,6 +389,7 @@ struct phase {
     const char *name;
     unsigned passes;
     uint64_t pages_checked;
+    uint64_t pages_verified;    /* checks that found the page intact */
     uint64_t pages_corrupted;   /* distinct pages found corrupted */
     uint64_t pages_sigbus;      /* pages lost to SIGBUS by the phase's end */
     unsigned reported;          /* corrupted pages printed */
@@ -410,12 +413,14 @@ static void print_result(const struct phase *ph, size_t size_mib)
     printf("ZCF-RESULT {\"kind\":\"workload\",\"id\":");
     json_string(g_id);
     printf(",\"phase\":\"%s\",\"pattern\":\"%s\",\"bytes\":%zu,\"pages\":%zu,"
-           "\"passes\":%u,\"pages_checked\":%" PRIu64 ",\"pages_corrupted\":%" PRIu64
+           "\"passes\":%u,\"pages_checked\":%" PRIu64 ",\"pages_verified\":%" PRIu64
+           ",\"pages_corrupted\":%" PRIu64
            ",\"pages_sigbus\":%" PRIu64 ",\"elapsed_s\":%.3f,\"fill_mbps\":%.1f,"
            "\"verify_mbps\":%.1f,\"pswpin_delta\":%" PRIu64 ",\"pswpout_delta\":%" PRIu64
            ",\"thp\":%s,\"anon_huge_kib\":%" PRIu64 "}\n",
            ph->name, pattern_names[g_pattern], g_npages * g_page, g_npages,
-           ph->passes, ph->pages_checked, ph->pages_corrupted, ph->pages_sigbus,
+           ph->passes, ph->pages_checked, ph->pages_verified, ph->pages_corrupted,
+           ph->pages_sigbus,
            ph->elapsed_s, mib_per_s(fill_mib, ph->fill_s),
            mib_per_s(verify_mib, ph->verify_s), ph->pswpin_delta, ph->pswpout_delta,
            g_thp ? "true" : "false", ph->anon_huge_kib);
@@ -579,6 +584,7 @@ static bool check_page(size_t idx, bool rewrite, unsigned char *scratch,
     expected_page(scratch, idx);
     switch (access_page(idx, scratch, rewrite, &off)) {
     case ACC_INTACT:
+        ph->pages_verified++;
         return true;
     case ACC_SIGBUS:
         mark_lost(idx, ph);

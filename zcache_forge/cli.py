@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from zcache_forge import cachelock, kernel, options
 from zcache_forge.errors import EXIT_FAILED, ForgeError
-from zcache_forge.guest import scenarios
+from zcache_forge.guest import runners, scenarios
 from zcache_forge.series import checkpatch, pipeline
 
 if TYPE_CHECKING:
@@ -212,6 +212,7 @@ def qemu_test(series_file: Path, out: Path, scenario_names: list[str] | None, se
                              scenario=scenario_names, series=series, accel=accel, jobs=jobs, runner=runner,
                              distcc=distcc_hosts, **lab_options(lava))
         check_lab(opts)
+        runners.check_scenarios(opts.runner, qemutest.choose(opts.scenario or None, debug=debug))
         return opts
 
     return _guard("qemu-test", go, check_options)
@@ -233,6 +234,10 @@ def bench(series_file: Path, out: Path, scenario_names: list[str] | None, backen
                              scenario=scenario_names, backend=backend_names, reps=reps, accel=accel,
                              pool_percent=pool_percent, disk=disk_names, runner=runner, **lab_options(lava))
         check_lab(opts)
+        known = {b.name: b for b in bench_mod.BACKENDS}
+        asked = [known[b] for b in opts.backend] if opts.backend else list(bench_mod.DEFAULT_BACKENDS)
+        chosen = qemutest.choose(opts.scenario or list(bench_mod.DEFAULT_SCENARIOS))
+        bench_mod.check_runner(opts.runner, chosen, asked)
         if cover and series_mod.load(series_file).cover_results is None:
             raise ForgeError(f"{series_file}: cover_results: expected a file name for --cover's table, "
                              "found nothing")
@@ -243,7 +248,7 @@ def bench(series_file: Path, out: Path, scenario_names: list[str] | None, backen
         reps, accel = opts.reps, opts.accel
         pool = bench_mod.POOL_PERCENT_DEFAULT if opts.pool_percent is None else opts.pool_percent
         disks = bench_mod.choose_disks(opts.disk or None)
-        backends = [known[b] for b in opts.backend] if opts.backend else list(bench_mod.BACKENDS)
+        backends = [known[b] for b in opts.backend] if opts.backend else list(bench_mod.DEFAULT_BACKENDS)
         chosen = qemutest.choose(opts.scenario or list(bench_mod.DEFAULT_SCENARIOS))
         sf = series_mod.load(series_file)
         image = qemutest.build_kernel(series_file, out)

@@ -17,7 +17,7 @@ from zcache_forge.kernel import distcc
 from zcache_forge.validate import Choice, Int, Str, Strict, context_check, expected, found, option_error
 
 ACCELS = qemu.ACCELS
-BACKEND_NAMES = ("zcache", "zswap-zbud", "zswap-zsmalloc", "plain-swap")  # bench.BACKENDS
+BACKEND_NAMES = ("zcache", "zswap-zbud", "zswap-zsmalloc", "plain-swap", "ramster")  # bench.BACKENDS
 
 
 def _named(kind: str, key: str) -> Any:

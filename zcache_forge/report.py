@@ -74,13 +74,36 @@ def render_table(results: list[ScenarioResult]) -> str:
                      _fmt(s.get("zcache_stored")), _fmt(s.get("corrupted")),
                      "-" if s.get("swapoff_s") is None else f"{s['swapoff_s']:.1f}", _kunit_cell(r.kunit)])
     lines = columns(headers, rows)
-    for part in (render_fs_table(results), render_mixed_table(results)):
+    for part in (render_fs_table(results), render_mixed_table(results), render_peer_table(results)):
         if part:
             lines += ["", part]
+    for r in results:
+        if r.peer is not None:
+            lines.append(f"{r.name}: {r.peer['story']}")
     for r in results:
         for reason in r.reasons:
             lines.append(f"{r.name}: {reason}")
     return "\n".join(lines)
+
+
+def render_peer_table(results: list[ScenarioResult]) -> str:
+    """The two-guest runs (RAMster): A's sending side (pages it moved to its peer B, got back, the mean
+    time of a remote get, failed remote gets, lost connections), B's side (pages it took, held at most),
+    pages A lost (SIGBUS) and when B was killed ("-": it was not)."""
+    headers = ["two-guest run", "port", "peer-ready-s", "remote-puts", "remote-gets", "remote-get-us(mean)",
+               "failed-remote-gets", "conn-lost", "peer-puts", "peer-pages(max)", "lost-pages",
+               "peer-killed-at-s"]
+    rows = []
+    for r in results:
+        if r.peer is None:
+            continue
+        s, p = r.summary, r.peer
+        rows.append([r.name, str(p["port"]), num(p.get("ready_s"), 1), _fmt(s.get("remote_puts")),
+                     _fmt(s.get("remote_gets")), _fmt(s.get("remote_get_mean_us")),
+                     _fmt(s.get("failed_remote_gets")), _fmt(s.get("remote_conn_lost")),
+                     _fmt(s.get("peer_puts")), _fmt(s.get("peer_pages_max")), _fmt(s.get("lost_pages")),
+                     num(p.get("killed_at_s"), 0)])
+    return "\n".join(columns(headers, rows)) if rows else ""
 
 
 def _eph(s: dict[str, float | None], key: str) -> str:
@@ -206,6 +229,26 @@ def _fs_rows(res: bench.BenchResult, scenario: str) -> list[list[str]]:
     return rows
 
 
+RAMSTER_HEAD = ["backend", "swap writes (pswpout)", "vs zcache alone", "remote puts", "remote gets",
+                "mean remote get (us)", "failed remote gets", "pages on the peer (max)"]
+
+
+def _ramster_rows(res: bench.BenchResult, scenario: str) -> list[list[str]]:
+    """Swap-device writes of every backend beside the two-guest runs' RAMster figures (primary disk);
+    none when no cell ran with a peer."""
+    cells = [(b, res.cell(b, scenario)) for b in _backends(res, scenario)]
+    if not any(c and "remote_puts" in c.figures for _, c in cells):
+        return []
+    rows = []
+    for b, c in cells:
+        f = c.figures if c else {}
+        vs = res.comparisons(c).get("pswpout_vs_zcache_pct") if c else None
+        rows.append([b, _fig(f, "pswpout"), "-" if vs is None else f"{vs:.0f}%", _fig(f, "remote_puts"),
+                     _fig(f, "remote_gets"), _fig(f, "remote_get_mean_us"), _fig(f, "failed_remote_gets"),
+                     _fig(f, "peer_pages_max")])
+    return rows
+
+
 def _failures(res: bench.BenchResult, scenario: str) -> list[str]:
     return [f"- {c.backend} on the {c.disk} disk failed: {c.failure}"
             for c in res.cells if c.scenario == scenario and not c.passed]
@@ -230,6 +273,13 @@ def markdown(res: bench.BenchResult) -> str:
                       "over the measured phase (\"-\": no cleancache).", "",
                       "| " + " | ".join(FS_HEAD) + " |", "|---|" + "---:|" * (len(FS_HEAD) - 1)]
             lines += ["| " + " | ".join(row) + " |" for row in fs_rows]
+        ramster_rows = _ramster_rows(res, scenario)
+        if ramster_rows:  # RAMster: what a peer's RAM saves the swap device, and what a remote get costs
+            lines += ["", f"RAMster ({p} disk): A's swap-device writes against zcache alone, the pages it "
+                      "moved to its peer and got back over the measured phase, and the mean round trip of a "
+                      "remote get.", "",
+                      "| " + " | ".join(RAMSTER_HEAD) + " |", "|---|" + "---:|" * (len(RAMSTER_HEAD) - 1)]
+            lines += ["| " + " | ".join(row) + " |" for row in ramster_rows]
         lines += ["", *_failures(res, scenario)]
         if lines[-1]:
             lines.append("")

@@ -1,7 +1,9 @@
 """bench: the same kernel image, the same scenarios, one boot per backend, disk model and repetition.
 
 Backends: zcache, zswap with zbud, zswap with zsmalloc, and no frontswap backend (plain
-swap to the virtio disk). Every backend runs on each swap-disk model (qemu.DISK_MODELS:
+swap to the virtio disk); and, when asked for, ramster: zcache with a peer guest its pool remotifies
+pages to (a two-guest run, guest/pair.py), whose figures add the remote puts and gets and the mean
+time of a remote get. Every backend runs on each swap-disk model (qemu.DISK_MODELS:
 a throttled SSD by default, and the unthrottled host file for comparison). Figures are
 medians over repetitions, with min and max. The tables and the chart are report's.
 
@@ -29,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from zcache_forge import kernel, report
 from zcache_forge.errors import ForgeError
 from zcache_forge.guest import initramfs, judge, qemu, runners, scenarios
+from zcache_forge.guest.peer import COUNTER_PREFIX, PeerSpec
 
 if TYPE_CHECKING:  # qemutest imports report, which imports this module
     from zcache_forge.guest.qemutest import KernelImage
@@ -44,6 +47,7 @@ class Backend:
     name: str
     backend: str
     zpool: str | None = None
+    peer: bool = False  # zcache with a peer guest (RAMster): the scenario's peer, or a default one
 
 
 BACKENDS = (
@@ -51,7 +55,9 @@ BACKENDS = (
     Backend("zswap-zbud", "zswap", "zbud"),
     Backend("zswap-zsmalloc", "zswap", "zsmalloc"),
     Backend("plain-swap", "none"),
+    Backend("ramster", "zcache", peer=True),
 )
+DEFAULT_BACKENDS = BACKENDS[:4]  # ramster only when asked for: it boots two guests per run
 REFERENCE = "zswap-zbud"   # throughput and elapsed are given as ratios to this backend
 BASELINE = "plain-swap"    # swap-device I/O reduction is measured against this one
 DEFAULT_SCENARIOS = ("bench-mixed", "bench-zero", "bench-text")
@@ -153,6 +159,7 @@ def metrics(res: judge.ScenarioResult) -> dict[str, float | None]:
     pswpin = delta("pswpin")
     return {
         **fs_metrics(res, delta),
+        **ramster_metrics(res, delta),
         "pswpout": delta("pswpout"),
         "pswpin": pswpin,
         "hit_rate": hit_rate(delta("frontswap.loads"), pswpin),
@@ -198,6 +205,26 @@ def fs_metrics(res: judge.ScenarioResult, delta: Callable[[str], float | None]) 
         "evicted_eph_pageframes": delta("zcache.evicted_eph_pageframes"),
         "pers_puts_took_eph_frame": delta("zcache.pers_puts_took_eph_frame"),
         "fs_corrupted": s.get("fs_corrupted"),
+    }
+
+
+RAMSTER_FIGURES = ("remote_puts", "remote_gets", "failed_remote_gets", "remote_get_mean_us", "peer_pages_max")
+
+
+def ramster_metrics(res: judge.ScenarioResult,
+                    delta: Callable[[str], float | None]) -> dict[str, float | None]:
+    """A two-guest run's figures over the measured phase: pages A moved to its peer and got back, the
+    remote gets that failed, the mean time of a remote get (remote_get_us / remote_gets, microseconds), and
+    the most pages the peer held for A. None for a run without a peer."""
+    if res.peer is None:
+        return {}
+    gets, us = delta("zcache.remote_gets"), delta("zcache.remote_get_us")
+    return {
+        "remote_puts": delta("zcache.remote_puts"),
+        "remote_gets": gets,
+        "failed_remote_gets": delta("zcache.failed_remote_gets"),
+        "remote_get_mean_us": us / gets if gets and us is not None else None,
+        "peer_pages_max": res.counters.get("pressure", {}).get(f"{COUNTER_PREFIX}zcache.peer_pages_max"),
     }
 
 
@@ -322,6 +349,8 @@ class BenchResult:
         """Figures relative to the baseline and reference backends of the same scenario and disk."""
         out: dict[str, float | None] = {"pswpout_reduction_pct": None, "throughput_ratio": None,
                                         "elapsed_ratio": None}
+        if c.backend == "ramster":  # what the peer saves over zcache alone
+            out["pswpout_vs_zcache_pct"] = None
         mine = c.figures
         if not mine:
             return out
@@ -332,6 +361,11 @@ class BenchResult:
             m = mine["pswpout"]["median"]
             if b and m is not None:
                 out["pswpout_reduction_pct"] = 100.0 * (b - m) / b
+        alone = self.cell("zcache", c.scenario, c.disk) if c.backend == "ramster" else None
+        if alone and alone.measured:
+            z, m = alone.figures["pswpout"]["median"], mine["pswpout"]["median"]
+            if z and m is not None:
+                out["pswpout_vs_zcache_pct"] = 100.0 * (z - m) / z
         if ref and ref.measured:
             for key, name in (("throughput_mbps", "throughput_ratio"), ("elapsed_s", "elapsed_ratio")):
                 r, m = ref.figures[key]["median"], mine[key]["median"]
@@ -369,13 +403,22 @@ def write_json(path: Path, data: dict[str, Any]) -> Path:
 def variant(sc: scenarios.Scenario, b: Backend,
             pool_percent: int = POOL_PERCENT_DEFAULT) -> scenarios.Scenario:
     """The scenario with another backend and the bench's pool budget; zcache-only expectations do
-    not apply to the others."""
+    not apply to the others. ramster keeps the scenario's peer (a default one when it has none), never
+    killed in a bench; every other backend runs without a peer (and its peer.* expectations)."""
     zcache = b.backend == "zcache"
     expect = sc.expect if zcache else ()
+    peer = dataclasses.replace(sc.peer or PeerSpec(), kill_after_s=None) if b.peer else None
+    if peer is None:
+        expect = tuple(e for e in expect if not e.key.startswith(COUNTER_PREFIX))
     budget = f"{b.backend}.max_pool_percent={pool_percent}" if b.backend in ("zcache", "zswap") else ""
     extra = " ".join(x for x in (sc.cmdline_extra, budget) if x)
     return dataclasses.replace(sc, backend=b.backend, zpool=b.zpool, expect=expect, cmdline_extra=extra,
-                               expect_eph_hits=sc.expect_eph_hits and zcache)
+                               expect_eph_hits=sc.expect_eph_hits and zcache, peer=peer)
+
+
+def check_runner(runner: str, chosen: list[scenarios.Scenario], backends: list[Backend]) -> None:
+    """Refuse, before anything is built, a bench whose runs the runner cannot boot (two guests on LAVA)."""
+    runners.check_scenarios(runner, [variant(sc, b) for sc in chosen for b in backends])
 
 
 def _log_run(n: int, total: int, cell: Cell, rep: int, run: Run, via: str = "") -> None:
@@ -387,6 +430,9 @@ def _log_run(n: int, total: int, cell: Cell, rep: int, run: Run, via: str = "") 
               f"MiB, eph gets {num(m.get('eph_gets'))}, eph frames evicted "
               f"{num(m.get('evicted_eph_pageframes'))}, pers puts took eph frame "
               f"{num(m.get('pers_puts_took_eph_frame'))}")
+    if "remote_puts" in m:
+        fs += (f", remote puts {num(m.get('remote_puts'))}, gets {num(m.get('remote_gets'))} "
+               f"(mean {num(m.get('remote_get_mean_us'))} us)")
     log.info("[%d/%d] %s on %s (%s disk), rep %d: %s%s, %.0f s, pswpout %s, hit rate %s, written back %s, "
              "density %s%s", n, total, cell.backend, cell.scenario, cell.disk, rep + 1, via,
              "ok" if res.passed else "FAILED: " + "; ".join(res.reasons), res.seconds,
@@ -438,6 +484,7 @@ def run_bench(image: KernelImage, chosen: list[scenarios.Scenario], backends: li
     else:
         accel = accel or qemu.probe_accel(image.image, initrd, workdir / "probe")
     runs = plan(chosen, backends, reps, workdir, disks, pool_percent)
+    runners.check_scenarios(runner, [p.job for p in runs])
     out = BenchResult(image=image, accelerator=accel, reps=reps, disks=disks, runs_planned=len(runs))
 
     def report() -> None:

@@ -33,7 +33,7 @@ CFLAGS = ("-static", "-O2", "-Wall", "-Wextra", "-Werror")
 # busybox applets qemu/init calls by name (shell builtins need no link)
 APPLETS = ("sh", "mount", "umount", "mkdir", "cat", "sed", "uname", "nproc", "sleep",
            "mkswap", "swapon", "swapoff", "dd", "rm", "touch", "sync", "poweroff", "reboot",
-           "ls", "dmesg", "free", "pidof")
+           "ls", "dmesg", "free", "pidof", "ip", "nc")
 DIRS = ("bin", "dev", "proc", "sys", "tmp", "balloon", "mnt")
 EPOCH = 946684800  # 2000-01-01: the mtime of everything in the archive
 OUTPUT_NAME = "initramfs.cpio.gz"

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zcache_forge.guest import ktap
+from zcache_forge.guest import ktap, peerverdict
 from zcache_forge.guest.console import (
     CONTEXT_BEFORE,
     TAIL_LINES,
@@ -22,6 +22,7 @@ from zcache_forge.guest.console import (
     parse_console,
 )
 from zcache_forge.guest.ktap import KtapResult
+from zcache_forge.guest.peerverdict import PeerOutcome
 from zcache_forge.guest.qemu import GuestRun
 from zcache_forge.guest.scenarios import FS_PHASES, Scenario
 
@@ -41,7 +42,8 @@ class RunOutcome:
     """How QEMU ended, as far as the verdict cares."""
 
     # "exit", "reset", "hang", "timeout", "qemu-error" (qemu.GuestRun.exit_kind), "lava-error" (a LAVA
-    # job that ended before the guest did: ended_by names the job, LAVA's errors and the log)
+    # job that ended before the guest did: ended_by names the job, LAVA's errors and the log), "peer-error"
+    # (a two-guest run whose peer never became ready: ended_by says why, naming its log)
     exit_kind: str = "exit"
     guest_status: int | None = 0
     seconds: float = 0.0
@@ -79,6 +81,7 @@ class ScenarioResult:
     last_console: str = ""  # the console's last line when the run ended
     max_silence_s: float | None = None  # the console's longest silence (None: not measured)
     fs: list[dict[str, Any]] = field(default_factory=list)  # filehog's records as printed (the fs job)
+    peer: dict[str, Any] | None = None  # a two-guest run: its peer B (peerverdict.peer_record) and story
 
 
 Verdict = ScenarioResult
@@ -111,7 +114,7 @@ def exit_reasons(out: RunOutcome, scenario: Scenario, last_console: str = "") ->
     if out.exit_kind == "qemu-error":
         said = out.qemu_stderr.strip().splitlines()[-1:] or ["(nothing on stderr)"]
         return [f"QEMU failed: {said[0]}"]
-    if out.exit_kind == "lava-error":
+    if out.exit_kind in ("lava-error", "peer-error"):
         return [out.ended_by]
     if out.exit_kind == "reset":
         return ["the guest rebooted or halted instead of exiting through isa-debug-exit "
@@ -147,7 +150,9 @@ def done_reasons(con: Console) -> list[str]:
     return reasons + [parse_error_reason(e) for e in con.errors]
 
 
-def workload_reasons(scenario: Scenario, con: Console) -> list[str]:
+def workload_reasons(scenario: Scenario, con: Console, lost_ok: bool = False) -> list[str]:
+    """Every workload ran and rechecked, every page checked, none wrong. A page lost to SIGBUS is a
+    failure unless loads failed on purpose (load_fail_percent) or lost_ok (the peer holding it was killed)."""
     reasons = []
     records = con.workloads
     sigbus = 0
@@ -163,7 +168,7 @@ def workload_reasons(scenario: Scenario, con: Console) -> list[str]:
             if rec.pages_corrupted:
                 reasons.append(f"{label}: {rec.pages_corrupted} corrupted pages in the {phase!r} phase")
             sigbus += rec.pages_sigbus
-            if rec.pages_sigbus and not scenario.load_fail_percent:
+            if rec.pages_sigbus and not (scenario.load_fail_percent or lost_ok):
                 reasons.append(f"{label}: {rec.pages_sigbus} pages raised SIGBUS in the {phase!r} phase "
                                "(the kernel could not read them back)")
             passes = rec.passes if phase == "run" else 1
@@ -171,6 +176,11 @@ def workload_reasons(scenario: Scenario, con: Console) -> list[str]:
             if rec.pages_checked != expected:
                 reasons.append(f"{label}: {rec.pages_checked} pages checked in the {phase!r} "
                                f"phase, expected {expected}: not every page was verified")
+            verified = rec.raw.get("pages_verified")  # memhog counts intact pages; a lost one never is
+            if isinstance(verified, int) and not rec.pages_sigbus and not rec.pages_corrupted \
+                    and verified != rec.pages_checked:
+                reasons.append(f"{label}: {verified} of {rec.pages_checked} page checks verified in the "
+                               f"{phase!r} phase, with no page lost or wrong")
     if scenario.load_fail_percent and not sigbus and records:
         reasons.append("zcache loads were made to fail, yet no workload page raised SIGBUS: "
                        "a failed load must never pass for a good page")
@@ -480,13 +490,19 @@ def summary(con: Console, counters: dict[str, dict[str, float]]) -> dict[str, fl
 # ---------------------------------------------------------------- the verdict
 
 def evaluate(scenario: Scenario, con: Console, kunit: list[KtapResult],
-             outcome: RunOutcome = RunOutcome()) -> ScenarioResult:
-    """The verdict on one run: every rule applied to the parsed console and how QEMU ended."""
+             outcome: RunOutcome = RunOutcome(), peer: PeerOutcome | None = None) -> ScenarioResult:
+    """The verdict on one run: every rule applied to the parsed console and how QEMU ended (and, for a
+    two-guest run, to its peer's: peerverdict)."""
     counters = counters_by_phase(con)
+    if peer is not None:
+        peerverdict.merge_counters(counters, peer.console)
     last_console = outcome.last_console or (con.tail[-1] if con.tail else "")
-    reasons = exit_reasons(outcome, scenario, last_console) + boot_reasons(con, scenario)
+    reasons = exit_reasons(outcome, scenario, last_console)
+    if outcome.exit_kind != "peer-error":  # A never ran
+        reasons += boot_reasons(con, scenario)
     if con.boots:
-        reasons += done_reasons(con) + workload_reasons(scenario, con)
+        lost_ok = peer is not None and peer.killed
+        reasons += done_reasons(con) + workload_reasons(scenario, con, lost_ok)
         if scenario.fs_mib:  # the file-system job, alone (nothing need swap) or beside the workloads
             reasons += fs_reasons(scenario, con, counters)
         if scenario.workloads:
@@ -498,6 +514,13 @@ def evaluate(scenario: Scenario, con: Console, kunit: list[KtapResult],
         reasons += expect_reasons(scenario, counters)
     reasons += kunit_reasons(kunit)
     reasons += splat_reasons(con.splats)
+    peer_summary: dict[str, float | None] = {}
+    peer_rec = None
+    if peer is not None:
+        reasons += peerverdict.peer_reasons(scenario, con, counters, peer)
+        peer_summary = peerverdict.peer_summary(scenario, con, counters, peer)
+        line = peerverdict.story(scenario, con, peer_summary, peer)
+        peer_rec = peerverdict.peer_record(scenario, peer, line)
     return ScenarioResult(
         name=scenario.name, backend=scenario.backend, passed=not reasons, reasons=reasons,
         workloads=[w.raw for w in con.workloads], counters=counters, accelerator=outcome.accel,
@@ -505,22 +528,23 @@ def evaluate(scenario: Scenario, con: Console, kunit: list[KtapResult],
         guest_status=outcome.guest_status, boot=con.boots[0].raw if con.boots else None,
         steps=[s.raw for s in con.steps],
         summary={**summary(con, counters), **(fs_summary(scenario, con, counters) if scenario.fs_mib else {}),
-                 **(mixed_summary(con, counters) if scenario.mixed else {})},
+                 **(mixed_summary(con, counters) if scenario.mixed else {}), **peer_summary},
         console_log=str(outcome.console_log) if outcome.console_log else None, kunit=kunit,
         parse_errors=con.errors, ended_by=what_ended(outcome, scenario), last_console=last_console,
-        max_silence_s=outcome.max_silence_s, fs=[r.raw for r in con.fs])
+        max_silence_s=outcome.max_silence_s, fs=[r.raw for r in con.fs], peer=peer_rec)
 
 
 def judge(scenario: Scenario, console_text: str, *, exit_kind: str = "exit", guest_status: int | None = 0,
           seconds: float = 0.0, accel: str = "", qemu_stderr: str = "", console_log: Path | None = None,
           kunit_src: Path | None = None, ended_by: str = "guest", last_console: str = "",
-          max_silence_s: float | None = None) -> ScenarioResult:
+          max_silence_s: float | None = None, peer: PeerOutcome | None = None) -> ScenarioResult:
     """Judge one run of scenario from its console text and how QEMU ended. KTAP on the console is read
-    with the KUnit parser of the kernel tree kunit_src (default: ktap.default_source())."""
+    with the KUnit parser of the kernel tree kunit_src (default: ktap.default_source()). peer: a
+    two-guest run's peer B (peerverdict.from_run)."""
     con = parse_console(console_text)
     return evaluate(scenario, con, ktap.parse_ktap(con.lines, kunit_src),
                     RunOutcome(exit_kind, guest_status, seconds, accel, qemu_stderr, console_log, ended_by,
-                               last_console, max_silence_s))
+                               last_console, max_silence_s), peer)
 
 
 def judge_run(scenario: Scenario, run: GuestRun, kunit_src: Path | None = None) -> ScenarioResult:
@@ -532,4 +556,5 @@ def judge_run(scenario: Scenario, run: GuestRun, kunit_src: Path | None = None) 
     return judge(scenario, text, exit_kind=run.exit_kind, guest_status=run.guest_status,
                  seconds=run.seconds, accel=run.accel, qemu_stderr=run.qemu_stderr,
                  console_log=run.console_log, kunit_src=kunit_src, ended_by=run.ended_by,
-                 last_console=run.last_console, max_silence_s=run.max_silence_s)
+                 last_console=run.last_console, max_silence_s=run.max_silence_s,
+                 peer=peerverdict.from_run(run.peer) if run.peer is not None else None)

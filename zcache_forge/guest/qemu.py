@@ -114,6 +114,22 @@ class GuestRun:
     ended_by: str = "guest"
     last_console: str = ""  # the console's last non-empty line when the run ended
     max_silence_s: float = 0.0  # the console's longest silence during the run
+    peer: PeerRun | None = None  # a two-guest run (guest/pair.py): how its peer B ran
+
+
+@dataclass
+class PeerRun:
+    """How the peer B of a two-guest run ran, beside the guest under test A (guest/pair.py)."""
+
+    port: int  # the socket netdev's 127.0.0.1 port
+    run: GuestRun | None = None  # B's QEMU run (None: it never started)
+    ready_s: float | None = None  # B printed its peer-ready record this long after its QEMU started
+    kill_after_s: int | None = None  # the scenario's: kill B this long after A is loaded
+    loaded_at_s: float | None = None  # A's console showed it is loaded, this long after A's QEMU started
+    killed_at_s: float | None = None  # the host SIGKILLed B's QEMU this long after A's QEMU started
+    # why the host stopped B when it was not the scenario's kill ("" if it exited by itself)
+    stopped: str = ""
+    error: str = ""  # B could not serve (never ready): A did not run
 
 
 @dataclass(frozen=True)
@@ -133,6 +149,7 @@ class _Boot:
     disk: DiskModel = DISK_MODELS[0]  # the speed of every swap disk (default: host, unthrottled)
     silence_timeout_s: float | None = None  # kill QEMU when the console is silent this long
     data_imgs: tuple[Path, ...] = ()  # more virtio disks after the swap disks, never throttled (the fs disk)
+    net: tuple[str, ...] = ()  # QEMU's network options (a two-guest run's socket netdev); none by default
 
 
 def _qemu_binary() -> str:
@@ -159,7 +176,7 @@ def qemu_argv(b: _Boot, console: Path) -> list[str]:
         argv += ["-drive", f"file={img},if=virtio,format=raw,cache=unsafe{b.disk.drive_options()}"]
     for img in b.data_imgs:
         argv += ["-drive", f"file={img},if=virtio,format=raw,cache=unsafe"]
-    return argv
+    return argv + list(b.net)
 
 
 def make_swap_image(path: Path, size_mib: int) -> Path:
@@ -341,7 +358,9 @@ def watch(proc: subprocess.Popen[Any], output: Path, wall_limit_s: float, silenc
     return dog.exited()
 
 
-def _boot(b: _Boot) -> GuestRun:
+def _boot(b: _Boot, started: Callable[[subprocess.Popen[bytes]], None] | None = None) -> GuestRun:
+    """Run one QEMU to its end under the watchdog. started(proc) is called once QEMU runs (a
+    two-guest run kills its peer through it)."""
     b.workdir.mkdir(parents=True, exist_ok=True)
     console = b.workdir / "console.log"
     console.unlink(missing_ok=True)
@@ -357,6 +376,8 @@ def _boot(b: _Boot) -> GuestRun:
         with _live_lock:
             _live.add(proc)
         try:
+            if started is not None:
+                started(proc)
             end = watch(proc, console, b.timeout_s, b.silence_timeout_s, b.name)
         except BaseException:
             _stop(proc)
@@ -441,7 +462,8 @@ def run_guest(kernel: Path, initrd: Path, scenario: Scenario, workdir: Path,
               accel: str | None = None, disk: str = DEFAULT_DISK) -> GuestRun:
     """Boot kernel+initrd with the scenario's job; the console log lands in workdir.
 
-    disk: the DISK_MODELS entry every swap disk is throttled to."""
+    A scenario with a peer is a two-guest run (guest/pair.py): its peer B boots first, its console in
+    workdir/peer/. disk: the DISK_MODELS entry every swap disk is throttled to."""
     model = disk_model(disk)
     _check_boot_files(kernel, initrd)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -451,13 +473,24 @@ def run_guest(kernel: Path, initrd: Path, scenario: Scenario, workdir: Path,
         raise ForgeError(f"accelerator {accel!r}: expected one of {', '.join(ACCELS)}")
     with swap_images(scenario, workdir) as swap_imgs, fs_image(scenario, workdir) as fs_img:
         data_imgs = (fs_img,) if fs_img is not None else ()
-        b = _Boot(name=scenario.name, kernel=kernel, initrd=initrd, memory_mib=scenario.guest_ram_mib,
-                  cpus=scenario.cpus, append=[*BASE_APPEND, *scenario.kernel_args()], swap_imgs=swap_imgs,
-                  workdir=workdir, accel=accel, timeout_s=scenario.wall_limit_s, disk=model,
-                  silence_timeout_s=scenario.silence_timeout_s, data_imgs=data_imgs)
+        b = guest_boot(kernel, initrd, scenario, workdir, accel, model, swap_imgs, data_imgs)
         log.info("%s: booting (%s, %d MiB RAM of which %d MiB balloon, %d CPU, %d MiB swap on %s disk, %s"
                  "hang after %d s of console silence, wall-clock limit %d s)", scenario.name, accel,
                  b.memory_mib, scenario.balloon_mib, b.cpus, scenario.swap_mib, model.name,
                  f"{scenario.fs_disk_mib} MiB ext4 on /dev/{scenario.fs_disk}, " if data_imgs else "",
                  scenario.silence_timeout_s, scenario.wall_limit_s)
+        if scenario.peer is not None:
+            from zcache_forge.guest import pair
+
+            return pair.run_pair(b, scenario)
         return _boot(b)
+
+
+def guest_boot(kernel: Path, initrd: Path, scenario: Scenario, workdir: Path, accel: str,
+               model: DiskModel = DISK_MODELS[0], swap_imgs: tuple[Path, ...] = (),
+               data_imgs: tuple[Path, ...] = ()) -> _Boot:
+    """The QEMU boot of the scenario's guest (without the network a two-guest run adds)."""
+    return _Boot(name=scenario.name, kernel=kernel, initrd=initrd, memory_mib=scenario.guest_ram_mib,
+                 cpus=scenario.cpus, append=[*BASE_APPEND, *scenario.kernel_args()], swap_imgs=swap_imgs,
+                 workdir=workdir, accel=accel, timeout_s=scenario.wall_limit_s, disk=model,
+                 silence_timeout_s=scenario.silence_timeout_s, data_imgs=data_imgs)

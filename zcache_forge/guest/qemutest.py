@@ -127,6 +127,7 @@ def run_scenarios(image: KernelImage, chosen: list[scenarios.Scenario], workdir:
                   lab: LabConfig | None = None) -> QemuTestResult:
     """Boot one guest per scenario through `runner` (guest/runners.py), up to `jobs` host CPUs'
     worth of guests at once (see guest/schedule.py; 1, the default, keeps each guest's timing its own)."""
+    runners.check_scenarios(runner, chosen)
     boot = runners.get(runner, lab)
     t0 = time.monotonic()
     initrd = initramfs.build_initramfs(kernel.cache_dir() / "initramfs")
@@ -143,7 +144,7 @@ def run_scenarios(image: KernelImage, chosen: list[scenarios.Scenario], workdir:
                  res.seconds, "" if res.passed else ": " + "; ".join(res.reasons))
         return res
 
-    out.results = schedule.run_all(chosen, one, jobs, on_abort=qemu.stop_all)
+    out.results = schedule.run_all(chosen, one, jobs, on_abort=qemu.stop_all, width=lambda sc: sc.host_cpus)
     out.seconds = time.monotonic() - t0
     return out
 
@@ -164,7 +165,9 @@ def for_debug(sc: scenarios.Scenario) -> scenarios.Scenario:
     kernel the zcache-eph shrinker evicted every ephemeral frame before fs-reread's second pass
     (59,337 frames evicted, 111,791 puts, 122,925 gets tried, 0 found), while the same scenario on
     the guest kernel gets thousands of pages back."""
+    peer = sc.peer and dataclasses.replace(sc.peer, memory_mib=sc.peer.memory_mib * (DEBUG_RAM_SHARE + 1)
+                                           // DEBUG_RAM_SHARE)
     return dataclasses.replace(sc, cmdline_extra=f"{sc.cmdline_extra} {DEBUG_CMDLINE}".strip(),
                                timeout_s=sc.timeout_s * DEBUG_SLOWDOWN,
                                memory_mib=sc.memory_mib + sc.guest_ram_mib // DEBUG_RAM_SHARE,
-                               expect_eph_hits=False)
+                               expect_eph_hits=False, peer=peer)

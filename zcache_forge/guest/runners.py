@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from zcache_forge.errors import ForgeError
 from zcache_forge.guest import qemu
 from zcache_forge.guest.scenarios import Scenario
 
@@ -41,7 +42,23 @@ def _lava_run(kernel: Path, initrd: Path, scenario: Scenario, workdir: Path, acc
               disk: str = qemu.DEFAULT_DISK) -> qemu.GuestRun:
     from zcache_forge.lava import run
 
+    _one_guest(scenario, "lava-run")
     return run.run_lava(kernel, initrd, scenario, workdir, accel=accel, disk=disk)
+
+
+def check_scenarios(runner: str, chosen: list[Scenario]) -> None:
+    """Only the local runner boots a two-guest scenario (a peer): a LAVA job is one guest, and a
+    multi-node LAVA job (two devices, their network) is not built. Refused before anything runs."""
+    two = [sc.name for sc in chosen if sc.peer is not None]
+    if runner != "local" and two:
+        what = "is a two-guest scenario" if len(two) == 1 else "are two-guest scenarios"
+        raise ForgeError(f"--runner {runner}: {', '.join(two)} {what} (peer:), which only --runner local "
+                         "runs: multi-node LAVA jobs are not built")
+
+
+def _one_guest(scenario: Scenario, runner: str) -> None:
+    if scenario.peer is not None:
+        check_scenarios(runner, [scenario])
 
 
 def get(name: str, lab: LabConfig | None = None) -> RunGuest:
@@ -53,6 +70,7 @@ def get(name: str, lab: LabConfig | None = None) -> RunGuest:
 
         def _lava(kernel: Path, initrd: Path, scenario: Scenario, workdir: Path, accel: str,
                   disk: str = qemu.DEFAULT_DISK) -> qemu.GuestRun:
+            _one_guest(scenario, "lava")
             return server.run_on_server(kernel, initrd, scenario, workdir, accel, lab, disk)
 
         return _lava

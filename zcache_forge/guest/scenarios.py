@@ -4,6 +4,8 @@ A scenario says what guest to boot (RAM, CPUs, swap disk size), which
 frontswap backend to use (zcache, zswap or none) and what to run in it: memhog
 workloads (swap), the file-system job (fs_mib: the page cache, cleancache), or
 both at once (the mixed job: swap and page cache compete for one zcache pool).
+A scenario with a ``peer:`` is a two-guest run (RAMster, guest/peer.py): the guest
+under test remotifies its zcache pages to a second guest.
 The whole file is checked before anything is returned; every problem names the
 file and the field (``scenarios[2].workloads[0].pattern``).
 """
@@ -18,6 +20,8 @@ from typing import Annotated, Any
 from pydantic import Field, PlainValidator, ValidationInfo, create_model, field_validator, model_validator
 
 from zcache_forge.errors import ForgeError
+from zcache_forge.guest import peer as peer_mod
+from zcache_forge.guest.peer import PeerSpec
 from zcache_forge.validate import (
     Bool,
     Choice,
@@ -114,6 +118,17 @@ class Scenario:
     fs_seed: int = 1           # ... whose content is a function of this seed
     cleancache: bool = True    # False: boot with zcache.cleancache=0 (zcache keeps no clean file pages)
     expect_eph_hits: bool = False  # the fs job's second read must get pages back from zcache (eph_gets)
+    peer: PeerSpec | None = None  # a two-guest run: the peer B this guest (A) remotifies pages to
+
+    @property
+    def host_cpus(self) -> int:
+        """Host CPUs the run keeps busy under TCG: this guest's, and its peer's."""
+        return self.cpus + (self.peer.cpus if self.peer else 0)
+
+    @property
+    def peer_killed(self) -> bool:
+        """The scenario's peer is killed mid-run (lost pages are then allowed)."""
+        return self.peer is not None and self.peer.killed
 
     @property
     def wall_limit_s(self) -> int:
@@ -211,8 +226,16 @@ class Scenario:
         return [f"{self.backend}.max_pool_percent={percent}"]
 
     def kernel_args(self) -> list[str]:
-        """Backend selection and pool, the user's extra parameters, then the job."""
-        return self.backend_args() + self.pool_args() + self.cmdline_extra.split() + self.job_args()
+        """Backend selection and pool, the user's extra parameters, then the job (and, with a peer,
+        A's side of RAMster: its node id and where its /init finds the peer)."""
+        ramster = peer_mod.sender_args(self.peer) if self.peer else []
+        return self.backend_args() + self.pool_args() + self.cmdline_extra.split() + self.job_args() + ramster
+
+    def peer_kernel_args(self) -> list[str]:
+        """The peer B's kernel parameters (ValueError without a peer)."""
+        if self.peer is None:
+            raise ValueError(f"scenario {self.name} has no peer")
+        return peer_mod.peer_args(self.peer, self.name, self.heartbeat_s)
 
 
 @dataclass(frozen=True)
@@ -268,6 +291,35 @@ class _WorkloadModel(Strict):
     thp: Bool = False
 
 
+def _peer_memory(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise expected("an integer (MiB)")
+    if v < peer_mod.MIN_MEMORY_MIB or v > 16384:
+        raise plain(f"expected {peer_mod.MIN_MEMORY_MIB}..16384 MiB for the peer (its kernel, /init and a "
+                    f"pool for the other guest's pages), found {v}")
+    return v
+
+
+def _kill_after(v: Any) -> int | None:
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+        raise expected("a number of seconds > 0 after the guest is loaded, or null (the peer is not killed)")
+    return v
+
+
+class _PeerModel(Strict):
+    memory_mib: Annotated[int, PlainValidator(_peer_memory)] = 512
+    pool_percent: Int(1, 100) = 50
+    kill_after_s: Annotated[int | None, PlainValidator(_kill_after)] = None
+    cpus: Int(1, 4) = 1
+
+
+# what a two-guest run cannot do: the fs job's /init paths set up no peer, and a page lost to a failed
+# load could not be told from one lost with the peer
+NOT_WITH_PEER = ("fs_mib", "load_fail_percent")
+
+
 class _ScenarioModel(Strict):
     """One scenario; fields in this order so that a check sees the fields it depends on."""
 
@@ -294,6 +346,7 @@ class _ScenarioModel(Strict):
     fs_seed: Int(0, 2**63 - 1) = 1
     cleancache: Bool = True
     expect_eph_hits: Bool = False
+    peer: _PeerModel | None = None
     expect: list[Annotated[Expectation, PlainValidator(_expectation)]] = []  # last: checked against the job
 
     @field_validator("fs_mib")
@@ -352,6 +405,27 @@ class _ScenarioModel(Strict):
             if e.phase not in phases:
                 raise plain(f"expected a phase {job} records ({', '.join(phases)}), "
                             f"found {e.phase!r} in '{e}'")
+            if e.key.startswith(peer_mod.COUNTER_PREFIX) and "peer" in d and d["peer"] is None:
+                raise plain(f"expected {peer_mod.COUNTER_PREFIX}* counters only in a scenario with a peer, "
+                            f"found '{e}'")
+        return v
+
+    @field_validator("peer")
+    @classmethod
+    def _peer_job(cls, v: _PeerModel | None, info: ValidationInfo) -> _PeerModel | None:
+        if v is None:
+            return v
+        d = info.data
+        if d.get("backend", "zcache") != "zcache":
+            raise plain(f"expected no peer with backend {d['backend']} (RAMster is zcache's: backend: "
+                        "zcache), found a peer")
+        extras = [f"{k}: {d[k]}" for k in NOT_WITH_PEER if d.get(k)]
+        if extras:
+            raise plain(f"expected none of {', '.join(NOT_WITH_PEER)} with a peer (the two-guest run is the "
+                        f"workloads' job; a lost page must be the peer's), found {', '.join(extras)}")
+        timeout = d.get("timeout_s")
+        if v.kill_after_s is not None and timeout is not None and v.kill_after_s >= timeout:
+            raise plain(f"expected kill_after_s below timeout_s ({timeout}), found {v.kill_after_s}")
         return v
 
     @field_validator("zpool")
@@ -409,6 +483,8 @@ def _record(m: _ScenarioModel) -> Scenario:
         silence_timeout_s=m.silence_timeout_s,
         fs_mib=m.fs_mib, fs_files=m.fs_files, fs_seed=m.fs_seed, cleancache=m.cleancache,
         expect_eph_hits=m.expect_eph_hits,
+        peer=None if m.peer is None else PeerSpec(m.peer.memory_mib, m.peer.pool_percent, m.peer.kill_after_s,
+                                                  m.peer.cpus),
     )
 
 

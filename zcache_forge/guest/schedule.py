@@ -27,8 +27,9 @@ S = TypeVar("S", bound=HasCpus)
 
 
 def run_all(items: Sequence[S], run_one: Callable[[int, S], R], jobs: int = 1,
-            on_abort: Callable[[], None] | None = None) -> list[R]:
+            on_abort: Callable[[], None] | None = None, width: Callable[[S], int] | None = None) -> list[R]:
     """run_one(index, item) for every item, up to `jobs` CPUs' worth at once; results in order.
+    width(item): the host CPUs an item keeps busy (default: its cpus; a two-guest run counts both guests').
 
     When one raises (or the caller is interrupted), no further item starts, on_abort() is called
     to stop the ones running (QEMU processes), and the first exception propagates."""
@@ -39,14 +40,15 @@ def run_all(items: Sequence[S], run_one: Callable[[int, S], R], jobs: int = 1,
     results: list[R | None] = [None] * len(items)
     pending = list(enumerate(items))
     running: dict[Future[R], tuple[int, int]] = {}  # future -> (index, cpus)
+    cpus_of = width or (lambda item: item.cpus)
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="guest") as pool:
         try:
             while pending or running:
                 busy = sum(cpus for _, cpus in running.values())
-                while pending and (not running or busy + pending[0][1].cpus <= jobs):
+                while pending and (not running or busy + cpus_of(pending[0][1]) <= jobs):
                     i, item = pending.pop(0)
-                    running[pool.submit(run_one, i, item)] = (i, item.cpus)
-                    busy += item.cpus
+                    running[pool.submit(run_one, i, item)] = (i, cpus_of(item))
+                    busy += cpus_of(item)
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for fut in done:
                     i, _ = running.pop(fut)

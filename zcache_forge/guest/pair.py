@@ -1,0 +1,239 @@
+"""A two-guest run (RAMster): the peer B, then the guest under test A, joined by a QEMU socket netdev.
+
+B boots first, its QEMU listening on a free 127.0.0.1 port (a new one per run, so runs side by side
+never meet), its console in workdir/peer/console.log; A's QEMU is started, connecting to that port,
+only once B's console shows its peer-ready record. A runs under the usual watchdog (console silence,
+wall-clock backstop). B has no silence limit of its own (it waits quietly for A), only a wall-clock
+backstop; once A has finished, B gets PEER_EXIT_GRACE_S to print its last counters and exit, and is
+killed after that. A scenario whose peer has kill_after_s has B's QEMU killed (SIGKILL) that long after
+A's console shows it is loaded (its "before" counters record: the workloads start right after it).
+
+What happened to B is in the returned GuestRun's peer (qemu.PeerRun); the verdict reads both consoles.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from zcache_forge.guest import peer as peer_mod
+from zcache_forge.guest import qemu
+from zcache_forge.guest.scenarios import Scenario
+
+log = logging.getLogger(__name__)
+
+PEER_READY_TIMEOUT_S = 120  # B's boot to its peer-ready record (TCG on a busy host: seconds, usually)
+PEER_EXIT_GRACE_S = 30      # after A finished: B prints its last counters record and exits
+PORT_TRIES = 3              # a port taken between choosing it and QEMU's listen: try another
+POLL_S = 0.25
+ADDRESS_IN_USE = "Address already in use"
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 free now (the kernel's choice)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((peer_mod.HOST, 0))
+        return int(s.getsockname()[1])
+
+
+class Tail:
+    """Finds a string in a growing file, reading only what was added since the last look."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.carry = ""
+
+    def find(self, needle: str) -> bool:
+        try:
+            with self.path.open("rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except OSError:
+            return False
+        self.offset += len(data)
+        text = self.carry + data.decode(errors="replace")
+        if needle in text:
+            return True
+        self.carry = text[-len(needle):]
+        return False
+
+
+class _Guest(threading.Thread):
+    """One QEMU run (qemu._boot) in a thread: its process once started, its GuestRun once done."""
+
+    def __init__(self, boot: qemu._Boot) -> None:
+        super().__init__(name=f"qemu-{boot.name}", daemon=True)
+        self.boot = boot
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.started_at: float | None = None
+        self.result: qemu.GuestRun | None = None
+        self.error: BaseException | None = None
+        self.has_started = threading.Event()
+
+    def _started(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc, self.started_at = proc, time.monotonic()
+        self.has_started.set()
+
+    def run(self) -> None:
+        try:
+            self.result = qemu._boot(self.boot, started=self._started)
+        except BaseException as exc:  # handed to the caller by finish()
+            self.error = exc
+        finally:
+            self.has_started.set()
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+
+    def finish(self) -> qemu.GuestRun | None:
+        self.join()
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def peer_boot(a: qemu._Boot, scenario: Scenario, port: int) -> qemu._Boot:
+    """B's QEMU: the same kernel and initramfs, its own RAM and CPUs, no disk, listening on port."""
+    spec = scenario.peer
+    assert spec is not None
+    return qemu._Boot(
+        name=f"{scenario.name}-peer", kernel=a.kernel, initrd=a.initrd, memory_mib=spec.memory_mib,
+        cpus=spec.cpus, append=[*qemu.BASE_APPEND, *scenario.peer_kernel_args()], swap_imgs=(),
+        workdir=a.workdir / "peer", accel=a.accel,
+        timeout_s=a.timeout_s + PEER_READY_TIMEOUT_S + PEER_EXIT_GRACE_S, silence_timeout_s=None,
+        net=tuple(peer_mod.netdev_args("peer", port)))
+
+
+def sender_boot(a: qemu._Boot, port: int) -> qemu._Boot:
+    """A's QEMU, connecting to B's port."""
+    return dataclasses.replace(a, net=tuple(peer_mod.netdev_args("sender", port)))
+
+
+def _wait_ready(b: _Guest, console: Path, timeout_s: float) -> str:
+    """"" once B's console shows its peer-ready record; else why not (its QEMU ended, or the time ran out)."""
+    mark = f'"step":"{peer_mod.READY_STEP}"'
+    tail = Tail(console)
+    deadline = time.monotonic() + timeout_s
+    b.has_started.wait()
+    while True:
+        if tail.find(mark):
+            return ""
+        if not b.is_alive():
+            run = b.result
+            said = (run.qemu_stderr.strip().splitlines()[-1:] if run else []) or ["(nothing on stderr)"]
+            return (f"peer B's QEMU ended ({run.exit_kind if run else 'not started'}) before its peer-ready "
+                    f"record: {said[0]} (log: {console})")
+        if time.monotonic() >= deadline:
+            return f"peer B printed no peer-ready record within {timeout_s:.0f} s (log: {console})"
+        time.sleep(POLL_S)
+
+
+def _start_peer(a: qemu._Boot, scenario: Scenario) -> tuple[_Guest, qemu.PeerRun]:
+    """Boot B on a free port and wait for its ready record; another port when QEMU found it taken."""
+    for attempt in range(1, PORT_TRIES + 1):
+        port = free_port()
+        b = _Guest(peer_boot(a, scenario, port))
+        b.start()
+        peer = qemu.PeerRun(port=port, kill_after_s=scenario.peer.kill_after_s if scenario.peer else None)
+        log.info("%s: peer B booting (%d MiB, %d CPU), its QEMU listening on %s:%d", scenario.name,
+                 b.boot.memory_mib, b.boot.cpus, peer_mod.HOST, port)
+        why = _wait_ready(b, b.boot.workdir / "console.log", PEER_READY_TIMEOUT_S)
+        if not why:
+            assert b.started_at is not None
+            peer.ready_s = round(time.monotonic() - b.started_at, 1)
+            log.info("%s: peer B ready after %.1f s", scenario.name, peer.ready_s)
+            return b, peer
+        b.kill()
+        peer.run = b.finish()
+        if ADDRESS_IN_USE in (peer.run.qemu_stderr if peer.run else "") and attempt < PORT_TRIES:
+            log.info("%s: port %d was taken before QEMU listened on it; another", scenario.name, port)
+            continue
+        peer.error = why
+        return b, peer
+    raise AssertionError("unreachable")
+
+
+def _killer(scenario: Scenario, a: _Guest, b: _Guest, peer: qemu.PeerRun, a_done: threading.Event) -> None:
+    """Kill B's QEMU kill_after_s after A's console shows A is loaded (unless A is done by then)."""
+    assert peer.kill_after_s is not None
+    a.has_started.wait()
+    tail = Tail(a.boot.workdir / "console.log")
+    while not tail.find(peer_mod.LOADED_MARK):
+        if a_done.wait(POLL_S):
+            return
+    assert a.started_at is not None
+    peer.loaded_at_s = round(time.monotonic() - a.started_at, 1)
+    log.info("%s: A is loaded at %.0f s; killing peer B in %d s", scenario.name, peer.loaded_at_s,
+             peer.kill_after_s)
+    if a_done.wait(peer.kill_after_s):
+        log.warning("%s: A finished before the peer's kill (kill_after_s %d)", scenario.name,
+                    peer.kill_after_s)
+        return
+    if b.proc is None or b.proc.poll() is not None:
+        log.warning("%s: peer B had ended before its kill", scenario.name)
+        return
+    b.kill()
+    peer.killed_at_s = round(time.monotonic() - a.started_at, 1)
+    log.info("%s: peer B's QEMU killed (SIGKILL) at %.0f s", scenario.name, peer.killed_at_s)
+
+
+def _stop_peer(scenario: Scenario, b: _Guest, a_run: qemu.GuestRun, peer: qemu.PeerRun) -> None:
+    """After A: B should exit by itself (A told it "done"); kill it when it does not."""
+    if peer.killed_at_s is not None:
+        return
+    if a_run.exit_kind == "exit":
+        b.join(PEER_EXIT_GRACE_S)
+        if b.is_alive():
+            peer.stopped = f"peer B did not exit within {PEER_EXIT_GRACE_S} s after A finished: killed"
+    elif b.is_alive():
+        peer.stopped = f"A ended ({a_run.exit_kind}): peer B killed"
+    if b.is_alive():
+        log.warning("%s: %s", scenario.name, peer.stopped)
+        b.kill()
+
+
+def run_pair(a_boot: qemu._Boot, scenario: Scenario) -> qemu.GuestRun:
+    """Run the two-guest scenario: B, then A; A's GuestRun with B's story in its peer."""
+    b, peer = _start_peer(a_boot, scenario)
+    if peer.error:
+        log.error("%s: %s", scenario.name, peer.error)
+        console = a_boot.workdir / "console.log"
+        console.unlink(missing_ok=True)
+        return qemu.GuestRun(name=scenario.name, console_log=console, exit_kind="peer-error",
+                             guest_status=None, qemu_exit_code=None, seconds=0.0, accel=a_boot.accel,
+                             ended_by=peer.error, peer=peer)
+    a = _Guest(sender_boot(a_boot, peer.port))
+    a_done = threading.Event()
+    killer = None
+    if peer.kill_after_s is not None:
+        killer = threading.Thread(target=_killer, args=(scenario, a, b, peer, a_done), daemon=True,
+                                  name=f"kill-{scenario.name}-peer")
+        killer.start()
+    try:
+        a.start()
+        a_run = a.finish()
+        assert a_run is not None
+    except BaseException:
+        a_done.set()
+        a.kill()
+        b.kill()
+        raise
+    finally:
+        a_done.set()
+        if killer is not None:
+            killer.join()
+    _stop_peer(scenario, b, a_run, peer)
+    peer.run = b.finish()
+    a_run.peer = peer
+    log.info("%s: peer B %s after %.0f s", scenario.name,
+             f"killed at {peer.killed_at_s:.0f} s of A" if peer.killed_at_s is not None
+             else peer.stopped or f"exited ({peer.run.exit_kind if peer.run else '?'})",
+             peer.run.seconds if peer.run else 0.0)
+    return a_run
