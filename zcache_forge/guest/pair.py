@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import socket
 import subprocess
 import threading
@@ -42,14 +43,17 @@ def free_port() -> int:
 
 
 class Tail:
-    """Finds a string in a growing file, reading only what was added since the last look."""
+    """Finds a pattern in a growing file, reading only what was added since the last look (a match
+    across two reads is found: the end of the last read is kept)."""
+
+    CARRY = 4096
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.offset = 0
         self.carry = ""
 
-    def find(self, needle: str) -> bool:
+    def find(self, pattern: re.Pattern[str]) -> bool:
         try:
             with self.path.open("rb") as f:
                 f.seek(self.offset)
@@ -58,9 +62,9 @@ class Tail:
             return False
         self.offset += len(data)
         text = self.carry + data.decode(errors="replace")
-        if needle in text:
+        if pattern.search(text):
             return True
-        self.carry = text[-len(needle):]
+        self.carry = text[-self.CARRY:]
         return False
 
 
@@ -76,13 +80,13 @@ class _Guest(threading.Thread):
         self.error: BaseException | None = None
         self.has_started = threading.Event()
 
-    def _started(self, proc: subprocess.Popen[bytes]) -> None:
+    def _on_start(self, proc: subprocess.Popen[bytes]) -> None:
         self.proc, self.started_at = proc, time.monotonic()
         self.has_started.set()
 
     def run(self) -> None:
         try:
-            self.result = qemu._boot(self.boot, started=self._started)
+            self.result = qemu._boot(self.boot, started=self._on_start)
         except BaseException as exc:  # handed to the caller by finish()
             self.error = exc
         finally:
@@ -118,12 +122,11 @@ def sender_boot(a: qemu._Boot, port: int) -> qemu._Boot:
 
 def _wait_ready(b: _Guest, console: Path, timeout_s: float) -> str:
     """"" once B's console shows its peer-ready record; else why not (its QEMU ended, or the time ran out)."""
-    mark = f'"step":"{peer_mod.READY_STEP}"'
     tail = Tail(console)
     deadline = time.monotonic() + timeout_s
     b.has_started.wait()
     while True:
-        if tail.find(mark):
+        if tail.find(peer_mod.READY_RE):
             return ""
         if not b.is_alive():
             run = b.result
@@ -165,7 +168,7 @@ def _killer(scenario: Scenario, a: _Guest, b: _Guest, peer: qemu.PeerRun, a_done
     assert peer.kill_after_s is not None
     a.has_started.wait()
     tail = Tail(a.boot.workdir / "console.log")
-    while not tail.find(peer_mod.LOADED_MARK):
+    while not tail.find(peer_mod.LOADED_RE):
         if a_done.wait(POLL_S):
             return
     assert a.started_at is not None

@@ -18,6 +18,7 @@ This module is pure data (no QEMU): guest/pair.py runs the two guests.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 A_NODE, B_NODE = 1, 2
@@ -32,8 +33,9 @@ MIN_MEMORY_MIB = 128  # B's kernel, /init and a pool worth the name
 COUNTER_PREFIX = "peer."
 # B's console record that it serves pages (the host starts A only after it)
 READY_STEP = "peer-ready"
+READY_RE = re.compile(r'"step"\s*:\s*"' + READY_STEP + '"')
 # A's console record after which it is under load: the workloads start right after it
-LOADED_MARK = '"kind":"counters","phase":"before"'
+LOADED_RE = re.compile(r'"kind"\s*:\s*"counters"\s*,\s*"phase"\s*:\s*"before"')
 
 
 @dataclass(frozen=True)
