@@ -54,7 +54,8 @@ def run(proj: Path, task: str, **kw) -> int:
                              runner=kw.get("runner"), lava=kw.get("lava"))
     if task == "bench":
         return cli.bench(sf, out, kw.get("scenario"), kw.get("backend"), kw.get("reps"), kw.get("accel"),
-                         False, proj / "results", False, kw.get("pool_percent"), kw.get("disk"))
+                         False, proj / "results", False, kw.get("pool_percent"), kw.get("disk"),
+                         kw.get("runner"))
     return cli.send_patches(sf, out, kw.get("series"), kw.get("send", False), False, None,
                             kw.get("smtp_port"), None, kw.get("dry_run", False))
 
@@ -162,6 +163,11 @@ OPTION_CASES = [
      "--lava-url: expected an http(s) URL, found 'lava.example.org'"),
     ("qemu-test", {"lava": {"url": "http://127.0.0.1:1/"}},
      "--lava-url, --lava-artifacts and --lava-artifacts-url go with --runner lava"),
+    ("qemu-test", {"runner": "lava-run", "scenario": ["ramster"]},
+     "--runner lava-run: ramster is a two-guest scenario (peer:), which only --runner local runs: multi-node "
+     "LAVA jobs are not built"),
+    ("bench", {"runner": "lava-run", "scenario": ["bench-text"], "backend": ["zcache", "ramster"]},
+     "--runner lava-run: bench-text is a two-guest scenario (peer:), which only --runner local runs"),
     ("qemu-test", {"series": "nope"},
      "--series: expected a series of series.yaml (zcache-staging, zcache-promote), found 'nope'"),
     ("build-patches", {"series": ["zcache-staging", "nope"]},
