@@ -1,0 +1,88 @@
+"""RAMster for real (issue 12): two guests of the series' kernel under TCG, joined by a QEMU socket netdev.
+
+Marked `kernel`. The image is the shared build directory's (as test_qemu_kernel's: the session builds
+each config once, so this module's build_kernel finds it done). One two-guest run at a time: each keeps
+two host CPUs busy."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from zcache_forge import cli, report
+from zcache_forge.guest import judge, qemutest
+
+from .conftest import ROOT
+
+pytestmark = pytest.mark.kernel
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory) -> qemutest.KernelImage:
+    return qemutest.build_kernel(ROOT / "series.yaml", tmp_path_factory.mktemp("patches"))
+
+
+def run(image, scenarios, tmp_path) -> dict[str, judge.ScenarioResult]:
+    res = qemutest.run_scenarios(image, scenarios, tmp_path, jobs=2)
+    print(report.render_table(res.results))
+    return {r.name: r for r in res.results}
+
+
+def test_a_s_pages_are_held_on_b_and_every_page_verifies(image, tmp_path):
+    """Must-show 1: A's pages are held on B (remote counters > 0 on both sides), A writes fewer pages to
+    its swap device than zcache alone on the same scenario, and every page on A verifies."""
+    ramster = qemutest.choose(["ramster"])[0]
+    alone = dataclasses.replace(ramster, name="ramster-alone", peer=None, expect=())
+    runs = run(image, [ramster, alone], tmp_path)
+    r, z = runs["ramster"], runs["ramster-alone"]
+    assert r.passed, r.reasons
+    assert z.passed, z.reasons
+    pressure = r.counters["pressure"]
+    assert pressure["zcache.remote_puts"] > 0 and pressure["peer.zcache.peer_puts"] > 0
+    assert pressure["zcache.remote_pages_max"] > 0 and pressure["peer.zcache.peer_pages_max"] > 0
+    assert r.summary["remote_gets"] > 0 and r.summary["remote_get_mean_us"] > 0
+    assert r.summary["failed_remote_gets"] == 0 and r.summary["lost_pages"] == 0
+    assert all(w["pages_corrupted"] == 0 and w["pages_sigbus"] == 0
+               and w["pages_verified"] == w["pages_checked"] == w["pages"] * w["passes"] for w in r.workloads)
+    assert r.summary["pswpout"] < z.summary["pswpout"], (r.summary["pswpout"], z.summary["pswpout"])
+    # both consoles kept; B exited by itself after A's "done"
+    assert r.peer["exit_kind"] == "exit" and r.peer["guest_status"] == 0 and r.peer["killed_at_s"] is None
+    assert (tmp_path / "ramster" / "peer" / "console.log").is_file()
+    assert r.seconds < 150, f"ramster took {r.seconds:.0f} s"
+
+
+def test_a_dead_peer_costs_pages_as_sigbus_never_stale_data_and_never_a_hang(image, tmp_path):
+    """Must-show 2: B's QEMU is killed while A is loaded; A finishes by itself (no hang, no timeout), no
+    wrong page reaches a task, and the verdict says what happened."""
+    r = run(image, qemutest.choose(["ramster-peer-dies"]), tmp_path)["ramster-peer-dies"]
+    assert r.passed, r.reasons
+    assert r.exit_kind == "exit" and r.ended_by == "guest"
+    assert r.peer["killed_at_s"] is not None and r.peer["loaded_at_s"] is not None
+    assert r.summary["corrupted"] == 0
+    assert r.summary["remote_conn_lost"] >= 1
+    assert r.summary["lost_pages"] <= r.summary["failed_remote_gets"]
+    assert r.peer["story"].startswith(f"peer killed at {r.peer['killed_at_s']:.0f} s")
+    assert r.seconds < 150, f"ramster-peer-dies took {r.seconds:.0f} s"
+
+
+def test_bench_ramster_against_zcache_alone_and_plain_swap(image, tmp_path, capsys):
+    """The bench: A's swap-device writes with a peer's RAM, zcache alone and plain swap, and the mean time
+    of a remote get, in the table and the JSON."""
+    results = tmp_path / "results"
+    backends = ["zcache", "ramster", "plain-swap"]
+    rc = cli.bench(ROOT / "series.yaml", tmp_path / "patches", ["bench-ramster"], backends, 1, None, False,
+                   results, False, 20, ["ssd"])
+    print(capsys.readouterr().out)
+    data = json.loads((results / "bench.json").read_text())
+    cells = {c["backend"]: c for c in data["cells"]}
+    assert rc == 0, [(n, c["error"], [r["reasons"] for r in c["runs"]]) for n, c in cells.items()]
+    fig = {n: c["figures"] for n, c in cells.items()}
+    assert fig["ramster"]["remote_puts"]["median"] > 0
+    assert fig["ramster"]["remote_get_mean_us"]["median"] > 0
+    assert fig["ramster"]["pswpout"]["median"] < fig["zcache"]["pswpout"]["median"] \
+        < fig["plain-swap"]["pswpout"]["median"]
+    assert cells["ramster"]["comparisons"]["pswpout_vs_zcache_pct"] > 0
+    md = (results / "bench.md").read_text()
+    assert "RAMster (ssd disk)" in md and "| ramster |" in md
