@@ -83,7 +83,8 @@ def qemu_test(c, scenario=None, series=None, series_file="series.yaml", accel=No
 
 @task(klass=ForgeTask, iterable=["scenario", "backend", "disk"], help={
     "scenario": "bench this scenario (repeatable; default: bench-mixed, bench-zero, bench-text)",
-    "backend": "zcache, zswap-zbud, zswap-zsmalloc or plain-swap (repeatable; default: all four)",
+    "backend": "zcache, zswap-zbud, zswap-zsmalloc or plain-swap (repeatable; default: all four), or ramster "
+               "(zcache with a peer guest its pool remotifies pages to: two guests per run; never a default)",
     "reps": "repetitions per backend, scenario and disk (default 3; figures are medians)",
     "accel": "tcg or kvm (default: probe)",
     "json": "print the results as JSON instead of tables",
