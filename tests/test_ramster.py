@@ -21,6 +21,8 @@ from zcache_forge.guest.pair import peer_boot, sender_boot
 from zcache_forge.guest.peerverdict import PeerOutcome
 from zcache_forge.guest.scenarios import get, load_scenarios
 
+from .conftest import recorded
+
 TWO = """
 scenarios:
   - name: two
@@ -439,3 +441,43 @@ def test_the_lava_runners_refuse_a_two_guest_scenario():
     bench.check_runner("lava-run", [get("bench-ramster")], list(bench.DEFAULT_BACKENDS))  # no peer: fine
     with pytest.raises(ForgeError, match="multi-node LAVA jobs are not built"):
         runners.get("lava-run")(Path("k"), Path("i"), get("ramster"), Path("w"), "tcg")
+
+
+# ---------------------------------------------------------------- recorded consoles
+
+def test_recorded_two_guest_runs_of_a_kernel_without_ramster():
+    """Both guests' consoles of real runs (tests/data/ramster*-nokernel*, the series before RAMster, which
+    ignores the zcache.ramster_* parameters): the network came up on both sides, B answered every phase
+    of A's, and the verdict names what is missing, the kernel side, and nothing else."""
+    sc = get("ramster")
+    a = parse_console(recorded("ramster-nokernel"))
+    b = recorded("ramster-nokernel-peer")
+    net = {s.raw["addr"]: s.raw["mac"] for c in (a, parse_console(b)) for s in c.steps if s.step == "net"}
+    assert net == {"169.254.0.1/16": "52:54:00:12:34:01", "169.254.0.2/16": "52:54:00:12:34:02"}
+    assert next(s for s in a.steps if s.step == "ramster-peer").raw["set"] is False
+    r = verdict(sc, recorded("ramster-nokernel"), peer_outcome(b))
+    for phase in ("before", "pressure", "after-swapoff"):
+        assert "peer.zcache.pers_puts" in r.counters[phase] and "zcache.pers_puts" in r.counters[phase]
+    assert r.summary["corrupted"] == 0 and r.summary["lost_pages"] == 0
+    assert r.reasons == [
+        "expect 'pressure zcache.remote_pages_max > 0': the guest did not report zcache.remote_pages_max",
+        "expect 'pressure peer.zcache.peer_pages_max > 0': peer B did not report peer.zcache.peer_pages_max",
+        "expect 'after-swapoff zcache.remote_pages == 0': the guest did not report zcache.remote_pages",
+        "expect 'after-swapoff peer.zcache.peer_pages == 0': peer B did not report peer.zcache.peer_pages",
+        "A reports no zcache.remote_puts: this kernel has no RAMster (see A's ramster-peer step)",
+        "peer B reports no zcache.peer_puts: its kernel has no RAMster"]
+
+
+def test_a_recorded_run_whose_peer_was_killed():
+    """ramster-peer-dies on the same kernel: B killed 12 s after A was loaded (it had answered A's before
+    only), A's /init gave up on it once and went on to the end; the verdict misses only RAMster's counter."""
+    sc = get("ramster-peer-dies")
+    a = recorded("ramster-peer-dies-nokernel")
+    b = peer_outcome(recorded("ramster-peer-dies-nokernel-peer"), exit_kind="qemu-error", guest_status=None,
+                     kill_after_s=12, loaded_at_s=5.3, killed_at_s=17.3)
+    assert [c.phase for c in b.console.counters] == ["before"]
+    assert [s.raw["message"] for s in parse_console(a).steps if s.step == "peer-unreachable"] == ["pressure"]
+    r = verdict(sc, a, b)
+    assert r.reasons == ["expect 'after-swapoff zcache.remote_conn_lost > 0': the guest did not report "
+                         "zcache.remote_conn_lost"]
+    assert r.peer["story"].startswith("peer killed at 17 s (12 s after A was loaded); A: - pages remotified")

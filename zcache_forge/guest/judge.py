@@ -434,7 +434,8 @@ def expect_reasons(scenario: Scenario, counters: dict[str, dict[str, float]]) ->
         if values is None:
             reasons.append(f"expect '{e}': no {e.phase!r} counters record")
         elif e.key not in values:
-            reasons.append(f"expect '{e}': the guest did not report {e.key}")
+            who = "peer B" if e.key.startswith(peerverdict.COUNTER_PREFIX) else "the guest"
+            reasons.append(f"expect '{e}': {who} did not report {e.key}")
         elif not e.holds(values[e.key]):
             reasons.append(f"expect '{e}' failed: {e.key} is {values[e.key]:g}")
     return reasons
