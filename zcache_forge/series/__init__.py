@@ -202,6 +202,8 @@ class Counter(Strict):
 
     name: Str(r"[a-z][a-z0-9_]*", what="a counter name (lower case, digits, '_')")
     max: Bool = False
+    # the feature of the patch that adds the counter; none: there since the tmem core
+    feature: Str(r"[a-z][a-z0-9_]*", what="a feature name") | None = None
 
 
 class _BaseModel(Strict):
@@ -322,6 +324,11 @@ def _cross_checks(path: Path, m: _SeriesFileModel) -> Problems:
         if c.name in seen:
             p.add(f"counters[{i}].name", f"expected a counter listed once, found {c.name!r} again")
         seen.add(c.name)
+    features = {f for s in m.series for pm in s.patches for f in pm.features}
+    for i, c in enumerate(m.counters):
+        if c.feature is not None and c.feature not in features:
+            p.add(f"counters[{i}].feature", f"expected the feature of a patch ({', '.join(sorted(features))}), "
+                  f"found {c.feature!r}")
     earlier: list[str] = []
     for i, s in enumerate(m.series):
         if s.name in earlier:

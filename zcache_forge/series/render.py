@@ -76,11 +76,13 @@ class Renderer:
             raise ForgeError(f"{self.sf.path}: {where}: {exc.message or exc}") from None
 
 
-def base_context(sf: SeriesFile) -> dict[str, Any]:
+def base_context(sf: SeriesFile, features: list[str]) -> dict[str, Any]:
+    """What every template sees; a counter whose feature no patch so far brought is left out."""
     return {
         **sf.knobs.model_dump(),  # the same values as the YAML's knobs
-        "counters": [c.model_dump() for c in sf.counters],
+        "counters": [c.model_dump() for c in sf.counters if c.feature is None or c.feature in features],
         "author": {"name": sf.author_name, "email": sf.author_email},
+        "features": list(features),
     }
 
 
@@ -180,10 +182,9 @@ def render_chain(sf: SeriesFile, chain: list[Series], read_base: Reader) -> list
         for i, patch in enumerate(series.patches, 1):
             features.extend(f for f in patch.features if f not in features)
             ctx = {
-                **base_context(sf),
+                **base_context(sf, features),
                 "location": series.location,
                 "base_location": base_location,
-                "features": list(features),
                 "series": {"name": series.name, "version": series.version},
                 "patch": {"index": i, "total": len(series.patches), "subject": patch.subject},
             }
@@ -205,10 +206,9 @@ def render_cover(sf: SeriesFile, series: Series, chain: list[Series]) -> tuple[s
     r = Renderer(sf)
     features = [f for s in chain for p in s.patches for f in p.features]
     ctx = {
-        **base_context(sf),
+        **base_context(sf, features),
         "location": series.location,
         "base_location": chain[-2].location if len(chain) > 1 else "",
-        "features": features,
         "series": {"name": series.name, "version": series.version},
         "changelog": dict(sorted(series.changelog.items(), reverse=True)),
         "patches": [p.subject for p in series.patches],
