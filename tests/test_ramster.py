@@ -107,10 +107,12 @@ def test_the_shipped_two_guest_scenarios():
     r, dies, b = get("ramster"), get("ramster-peer-dies"), get("bench-ramster")
     assert r.peer and not r.peer_killed and r.swapoff_recheck
     assert dies.peer_killed and dies.peer.kill_after_s < dies.timeout_s
-    assert dies.workloads == r.workloads and dies.memory_mib == r.memory_mib
+    assert dies.workloads == r.workloads
     assert b.peer and not b.swapoff_recheck
-    # A swaps well past its RAM: the workloads are far beyond memory_mib
-    assert all(sc.workload_mib >= 1.5 * sc.memory_mib for sc in (r, dies, b))
+    # A swaps past its RAM: the workloads are beyond memory_mib (the dying peer's, beyond their cgroup's
+    # limit, which keeps /init's pages out of reclaim and so off the peer)
+    assert r.workload_mib > r.memory_mib and b.workload_mib > b.memory_mib
+    assert dies.workload_mib > dies.memcg_max_mib and dies.memcg_max_mib < dies.memory_mib // 2 + 16
 
 
 # ---------------------------------------------------------------- both guests' command lines
@@ -344,7 +346,7 @@ def test_a_killed_peer_loses_pages_as_sigbus_and_the_verdict_says_what_happened(
                                "before, 120 remote gets failed -> 120 pages lost (SIGBUS), 0 wrong pages, "
                                "remote_conn_lost 1")
     assert r.summary["lost_pages"] == 120 and r.summary["peer_killed_at_s"] == 41.0
-    assert r.summary["peer_puts"] == 0  # B's last word, its "before" record
+    assert r.summary["peer_puts"] is None  # not read after B's death: unknown, not 0
     assert "ramster-peer-dies: peer killed at 41 s" in report.render_table([r])
 
 

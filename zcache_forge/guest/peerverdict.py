@@ -114,7 +114,8 @@ def peer_summary(scenario: Scenario, con: Console, counters: dict[str, dict[str,
     mean time of a remote get, lost pages, and when B was killed."""
     final = _final(counters, scenario)
     s: dict[str, float | None] = {name: final.get(f"zcache.{name}") for name in SENDER_COUNTERS}
-    last = out.console.counters[-1].values if out.console.counters else {}  # B's totals (before a kill)
+    # B's totals: its last record; a killed B's last word came before its death, so unknown then
+    last = out.console.counters[-1].values if out.console.counters and not out.killed else {}
     for name in PEER_COUNTERS:
         s[peer_key(name)] = last.get(f"zcache.{name}")
     gets, us = s.get("remote_gets"), s.get("remote_get_us")
