@@ -483,3 +483,47 @@ def test_a_recorded_run_whose_peer_was_killed():
     assert r.reasons == ["expect 'after-swapoff zcache.remote_conn_lost > 0': the guest did not report "
                          "zcache.remote_conn_lost"]
     assert r.peer["story"].startswith("peer killed at 17 s (12 s after A was loaded); A: - pages remotified")
+
+
+def test_recorded_run_of_the_ramster_kernel_holds_a_s_pages_on_b():
+    """Both consoles of a real ramster run (the series with RAMster, tests/test_ramster_kernel.py's): A
+    moved 9,906 pages to B and got 9,325 back, swapoff emptied both sides, every page verified."""
+    sc = get("ramster")
+    r = verdict(sc, recorded("ramster"), peer_outcome(recorded("ramster-peer"), port=56875, ready_s=2.5))
+    assert r.passed, r.reasons
+    pressure, after = r.counters["pressure"], r.counters["after-swapoff"]
+    assert pressure["zcache.remote_puts"] == pressure["peer.zcache.peer_puts"] == 9906
+    assert after["zcache.remote_pages"] == after["peer.zcache.peer_pages"] == 0
+    assert r.summary["failed_remote_gets"] == 0 and r.summary["lost_pages"] == 0
+    assert r.peer["story"] == ("peer B on 127.0.0.1:56875 (ready after 2 s): A remotified 9,906 pages, got "
+                               "9,325 back (mean 9,620 us); B took 9,906, held at most 6,983; 0 pages lost, "
+                               "0 wrong")
+    assert all(w["pages_verified"] == w["pages_checked"] for w in r.workloads)
+
+
+def recorded_kill(sc=None):
+    sc = sc or get("ramster-peer-dies")
+    peer = peer_outcome(recorded("ramster-peer-dies-peer"), port=45063, exit_kind="qemu-error",
+                        guest_status=None, kill_after_s=15, loaded_at_s=5.0, killed_at_s=20.0)
+    return sc, peer
+
+
+def test_recorded_run_whose_peer_the_host_killed():
+    """A real ramster-peer-dies: B killed 15 s after A was loaded; the 1,916 pages A still had on it came
+    back as SIGBUS (memhog's lost pages), none wrong, and A finished by itself."""
+    sc, peer = recorded_kill()
+    r = verdict(sc, recorded("ramster-peer-dies"), peer)
+    assert r.passed, r.reasons
+    assert r.counters["pressure"]["zcache.remote_pages"] == r.summary["lost_pages"] == 1916
+    assert r.peer["story"] == ("peer killed at 20 s (15 s after A was loaded); A: 2,729 pages remotified "
+                               "before, 3,018 remote gets failed -> 1,916 pages lost (SIGBUS), 0 wrong "
+                               "pages, remote_conn_lost 1")
+    # the same consoles, had the host not killed B: the lost pages fail the run
+    alive = dataclasses.replace(peer, killed_at_s=None)
+    r = verdict(dataclasses.replace(sc, peer=dataclasses.replace(sc.peer, kill_after_s=None), expect=()),
+                recorded("ramster-peer-dies"), alive)
+    assert not r.passed
+    assert any("pages raised SIGBUS in the 'run' phase" in x for x in r.reasons)
+    # and a wrong page is never excused by a dead peer
+    bad = recorded("ramster-peer-dies").replace('"pages_corrupted":0', '"pages_corrupted":1', 1)
+    assert not verdict(sc, bad, peer).passed
