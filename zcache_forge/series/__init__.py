@@ -327,8 +327,8 @@ def _cross_checks(path: Path, m: _SeriesFileModel) -> Problems:
     features = {f for s in m.series for pm in s.patches for f in pm.features}
     for i, c in enumerate(m.counters):
         if c.feature is not None and c.feature not in features:
-            p.add(f"counters[{i}].feature", f"expected the feature of a patch ({', '.join(sorted(features))}), "
-                  f"found {c.feature!r}")
+            known = ", ".join(sorted(features))
+            p.add(f"counters[{i}].feature", f"expected the feature of a patch ({known}), found {c.feature!r}")
     earlier: list[str] = []
     for i, s in enumerate(m.series):
         if s.name in earlier:
