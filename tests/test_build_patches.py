@@ -23,15 +23,15 @@ def test_writes_both_series_with_cover_letters(project):
     res = pipeline.build_patches(project / "series.yaml", project / "patches")
     staging = project / "patches" / "zcache-staging" / "v1"
     promote = project / "patches" / "zcache-promote" / "v1"
-    assert [p.name[:4] for p in sorted(staging.iterdir())] == [f"{i:04d}" for i in range(12)]
+    assert [p.name[:4] for p in sorted(staging.iterdir())] == [f"{i:04d}" for i in range(14)]
     cover = (staging / "0000-cover-letter.patch").read_text()
     assert "*** SUBJECT HERE ***" not in cover and "*** BLURB HERE ***" not in cover
-    assert "Subject: [PATCH 00/11] staging: add the zcache compressed swap cache" in cover
+    assert "Subject: [PATCH 00/13] staging: add the zcache compressed swap cache" in cover
     assert f"base-commit: {res.kernel_base}" in cover
     assert "change-id: 20261127-zcache-staging-7d3e91" in cover
     assert "To: linux-mm@kvack.org" in cover
     promote_cover = (promote / "0000-cover-letter.patch").read_text()
-    assert promote_cover.count("prerequisite-patch-id:") == 11
+    assert promote_cover.count("prerequisite-patch-id:") == 13
     for p in sorted(staging.glob("*.patch"))[1:]:
         assert "Signed-off-by: Zcache Forge <zcache-forge@example.org>" in p.read_text()
 
@@ -39,17 +39,19 @@ def test_writes_both_series_with_cover_letters(project):
 def test_promote_moves_files_as_renames(project):
     pipeline.build_patches(project / "series.yaml", project / "patches")
     move = next((project / "patches" / "zcache-promote" / "v1").glob("0001-*.patch")).read_text()
-    for name in ("tmem.c", "zbud.c", "zcache-main.c", "debug.c", "stats.c", "tmem_test.c", "zbud_test.c"):
+    for name in ("tmem.c", "zbud.c", "zcache-main.c", "debug.c", "stats.c", "tmem_test.c", "zbud_test.c",
+                 "ramster.c", "ramster.h", "ramster_test.c"):
         assert f"rename from drivers/staging/zcache/{name}\nrename to mm/zcache/{name}" in move
     assert re.search(r"similarity index 100%\nrename from drivers/staging/zcache/tmem.c", move)
     assert "deleted file mode 100644\nindex" in move  # the TODO goes
 
 
-def test_kunit_tests_come_with_the_last_staging_patch(project):
+def test_kunit_tests_come_after_the_code_they_test(project):
     pipeline.build_patches(project / "series.yaml", project / "patches")
-    patches = sorted((project / "patches" / "zcache-staging" / "v1").glob("*.patch"))[1:]
-    *earlier, kunit = [p.read_text() for p in patches]
-    assert kunit.startswith("From ") and "Subject: [PATCH 11/11] staging: zcache: add KUnit tests" in kunit
+    folder = project / "patches" / "zcache-staging" / "v1"
+    patches = [p.read_text() for p in sorted(folder.glob("*.patch"))[1:]]
+    kunit, ramster, ramster_kunit = patches[10:]
+    assert kunit.startswith("From ") and "Subject: [PATCH 11/13] staging: zcache: add KUnit tests" in kunit
     assert kunit.count("new file mode 100644") == 2
     for name in ("tmem_test.c", "zbud_test.c"):
         assert f"--- /dev/null\n+++ b/drivers/staging/zcache/{name}" in kunit
@@ -57,7 +59,12 @@ def test_kunit_tests_come_with_the_last_staging_patch(project):
     assert "+config ZCACHE_KUNIT_TEST" in kunit
     assert "+zcache-$(CONFIG_ZCACHE_KUNIT_TEST) += tmem_test.o zbud_test.o" in kunit
     assert "+- Keep running the KUnit tests and the memory-pressure tests" in kunit  # the TODO follows
-    assert not any("KUNIT_TEST" in p or "_test.c" in p for p in earlier)
+    assert not any("KUNIT_TEST" in p or "_test.c" in p for p in patches[:10])
+    assert "Subject: [PATCH 12/13] staging: zcache: keep swap pages in a peer" in ramster
+    assert "Subject: [PATCH 13/13] staging: zcache: add KUnit tests for ramster" in ramster_kunit
+    assert "--- /dev/null\n+++ b/drivers/staging/zcache/ramster_test.c" in ramster_kunit
+    # the ramster counters come with ramster, not before
+    assert not any("remote_puts" in p for p in patches[:11]) and "ZCACHE_STAT_REMOTE_PUTS" in ramster
 
 
 def test_second_run_is_byte_identical(project):
@@ -89,7 +96,7 @@ def test_version_bump_keeps_the_old_version_and_notes_changes(project):
     assert snapshot(project / "patches" / "zcache-staging" / "v1") == v1
     v2 = project / "patches" / "zcache-staging" / "v2"
     cover = (v2 / "v2-0000-cover-letter.patch").read_text()
-    assert "Subject: [PATCH v2 00/11]" in cover and "Changes in v2:\n- zbud: pick" in cover
+    assert "Subject: [PATCH v2 00/13]" in cover and "Changes in v2:\n- zbud: pick" in cover
     zbud = next(v2.glob("v2-0003-*.patch")).read_text()
     head, _, rest = zbud.partition("\n---\n")
     assert "pick the fullest" not in head  # below the '---', not in the commit message

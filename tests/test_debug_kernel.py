@@ -58,8 +58,19 @@ def test_debug_kernel_runs_basic_and_hotplug_without_splats(debug_run):
     # the KUnit suites ran at boot, under KASAN and lockdep, and every case passed
     kunit = scs["basic"]["kunit"]
     cases = [k for k in kunit if k["case"] is not None and k["param"] is None]
-    assert {k["suite"] for k in cases} == {"zcache_tmem", "zcache_zbud"}
+    assert {k["suite"] for k in cases} == {"zcache_tmem", "zcache_zbud", "zcache_ramster"}
     assert len(cases) >= 20 and all(k["status"] == "ok" for k in cases), kunit
+
+
+def test_ramster_refuses_and_counts_every_malformed_message_under_kasan(debug_run):
+    """Issue 12, must-show 3: ramster's receive side fed a bad length, an unknown op, a wrong pool
+    and a duplicate sequence number (tests/ramster_test.c's cases), on the KASAN kernel."""
+    (sc,) = run_debug(debug_run, ["basic"])
+    ramster = {k["case"]: k["status"] for k in sc["kunit"] if k["suite"] == "zcache_ramster" and k["case"]}
+    assert ramster == {f"ramster_test_{c}": "ok" for c in (
+        "put_get_flush", "flush_obj_and_pool", "bad_len", "bad_op", "bad_pool", "bad_seq",
+        "stale_connection")}
+    assert sc["splats"] == []
 
 
 def test_fault_injection_fails_puts_cleanly_and_leaks_nothing(debug_run):
