@@ -15,9 +15,12 @@ pytestmark = pytest.mark.kernel
 
 
 # Every debug scenario of the tests in one qemu-test run, two guests side by side (CI wants the
-# verdicts; each guest's seconds are then not its own). The two-CPU hotplug guest runs alone.
-DEBUG_RUN = ["concurrent-hotplug", "basic", "fault-inject", "thp", "memcg", "swap-devices", "load-fail",
-             "writeback", "fs-reread", "mixed-cache"]
+# verdicts; each guest's seconds are then not its own). The two-CPU hotplug guest runs alone, then
+# the longest first, so that no long one runs alone at the end. basic is not among them: thp and
+# swap-devices run its mixed workload (zero, text, random and half pages) and its swapoff, and the
+# KUnit suites run at every boot.
+DEBUG_RUN = ["concurrent-hotplug", "writeback", "mixed-cache", "swap-devices", "load-fail", "fault-inject",
+             "fs-reread", "thp", "memcg"]
 JOBS = 2
 
 
@@ -49,14 +52,15 @@ def test_debug_run_exits_0_when_every_scenario_passed(debug_run):
     assert debug_run["exit status"] == (2 if failed else 0), failed
 
 
-def test_debug_kernel_runs_basic_and_hotplug_without_splats(debug_run):
-    scs = {sc["name"]: sc for sc in run_debug(debug_run, ["basic", "concurrent-hotplug"])}
+def test_debug_kernel_runs_hotplug_and_kunit_without_splats(debug_run):
+    scs = {sc["name"]: sc for sc in run_debug(debug_run, ["memcg", "concurrent-hotplug"])}
     for sc in scs.values():
         assert sc["splats"] == [] and sc["summary"]["corrupted"] == 0
     hotplug = [s for s in scs["concurrent-hotplug"]["steps"] if s.get("step") == "hotplug"]
     assert hotplug and hotplug[0]["cycles"] > 0 and hotplug[0]["errors"] == 0
-    # the KUnit suites ran at boot, under KASAN and lockdep, and every case passed
-    kunit = scs["basic"]["kunit"]
+    # the KUnit suites ran at boot (of every scenario; memcg's is checked), under KASAN and
+    # lockdep, and every case passed
+    kunit = scs["memcg"]["kunit"]
     cases = [k for k in kunit if k["case"] is not None and k["param"] is None]
     assert {k["suite"] for k in cases} == {"zcache_tmem", "zcache_zbud", "zcache_ramster"}
     assert len(cases) >= 20 and all(k["status"] == "ok" for k in cases), kunit
@@ -65,7 +69,7 @@ def test_debug_kernel_runs_basic_and_hotplug_without_splats(debug_run):
 def test_ramster_refuses_and_counts_every_malformed_message_under_kasan(debug_run):
     """Issue 12, must-show 3: ramster's receive side fed a bad length, an unknown op, a wrong pool
     and a duplicate sequence number (tests/ramster_test.c's cases), on the KASAN kernel."""
-    (sc,) = run_debug(debug_run, ["basic"])
+    (sc,) = run_debug(debug_run, ["memcg"])
     ramster = {k["case"]: k["status"] for k in sc["kunit"] if k["suite"] == "zcache_ramster" and k["case"]}
     assert ramster == {f"ramster_test_{c}": "ok" for c in (
         "put_get_flush", "flush_obj_and_pool", "bad_len", "bad_op", "bad_pool", "bad_seq",

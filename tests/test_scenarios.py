@@ -268,3 +268,25 @@ def test_fs_files_need_pages_and_eph_hits_need_cleancache(tmp_path):
     assert "expected expect_eph_hits only with a file-system job" in msg
     s = load_scenarios(write(tmp_path, FS + "    expect_eph_hits: true\n")).get("small")
     assert s.expect_eph_hits and s.cleancache
+
+
+def test_the_ci_overpool_has_the_bench_overpool_shape():
+    """CI's bench test runs bench-overpool-small: half the size, the same ratios (working set half
+    again the RAM, text, two passes), so what the test asserts of bench-overpool holds for it."""
+    big, small = get("bench-overpool"), get("bench-overpool-small")
+    assert small.memory_mib * 2 == big.memory_mib and small.workload_mib * 2 == big.workload_mib
+    assert [(w.pattern, w.passes) for w in small.workloads] == [(w.pattern, w.passes) for w in big.workloads]
+    assert not small.swapoff_recheck and small.backend == big.backend
+
+
+def test_the_debug_kernel_verifies_each_workload_once_with_more_ram_and_time():
+    from zcache_forge.guest import qemutest
+
+    basic, ramster = qemutest.choose(["basic", "ramster"])
+    dbasic, dramster = qemutest.choose(["basic", "ramster"], debug=True)
+    assert [w.passes for w in basic.workloads] == [2] and [w.passes for w in dbasic.workloads] == [1]
+    assert [(w.size_mib, w.pattern, w.seed) for w in dbasic.workloads] == \
+        [(w.size_mib, w.pattern, w.seed) for w in basic.workloads]
+    assert dbasic.memory_mib > basic.memory_mib and dbasic.timeout_s > basic.timeout_s
+    assert "panic_on_warn=1" in dbasic.cmdline_extra.split()
+    assert [w.passes for w in dramster.workloads] == [1, 1] and dramster.peer.memory_mib > ramster.peer.memory_mib
