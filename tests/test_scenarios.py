@@ -270,15 +270,6 @@ def test_fs_files_need_pages_and_eph_hits_need_cleancache(tmp_path):
     assert s.expect_eph_hits and s.cleancache
 
 
-def test_the_ci_overpool_has_the_bench_overpool_shape():
-    """CI's bench test runs bench-overpool-small: half the size, the same ratios (working set half
-    again the RAM, text, two passes), so what the test asserts of bench-overpool holds for it."""
-    big, small = get("bench-overpool"), get("bench-overpool-small")
-    assert small.memory_mib * 2 == big.memory_mib and small.workload_mib * 2 == big.workload_mib
-    assert [(w.pattern, w.passes) for w in small.workloads] == [(w.pattern, w.passes) for w in big.workloads]
-    assert not small.swapoff_recheck and small.backend == big.backend
-
-
 def test_the_debug_kernel_verifies_each_workload_once_with_more_ram_and_time():
     from zcache_forge.guest import qemutest
 
