@@ -55,7 +55,8 @@ def test_a_peer_section_is_loaded_with_its_defaults(tmp_path):
     assert sc.peer == peer_mod.PeerSpec(memory_mib=512, pool_percent=60, kill_after_s=None, cpus=1)
     assert sc.host_cpus == 2 and not sc.peer_killed
     bare = load(tmp_path, TWO.replace("{memory_mib: 512, pool_percent: 60}", "{}")).get("two")
-    assert bare.peer == peer_mod.PeerSpec()  # 512 MiB, 50%, never killed, 1 CPU
+    assert bare.peer == peer_mod.PeerSpec()  # 512 MiB, 50%, never killed nor hung, 1 CPU
+    assert not bare.peer.hung and not bare.peer.disrupted
     none = TWO.replace("    peer: {memory_mib: 512, pool_percent: 60}\n", "")
     assert load(tmp_path, none).get("two").peer is None
 
@@ -68,13 +69,32 @@ def test_a_peer_section_is_loaded_with_its_defaults(tmp_path):
     ("{kill_after_s: -5}", "scenarios[0].peer.kill_after_s: expected a number of seconds > 0"),
     ("{kill_after_s: 120}", "scenarios[0].peer: expected kill_after_s below timeout_s (120), found 120"),
     ("{pool_percent: 0}", "scenarios[0].peer.pool_percent: expected an integer 1..100, found 0"),
-    ("{memory: 512}", "scenarios[0].peer.memory: expected one of the keys cpus, kill_after_s, memory_mib, "
-                      "pool_percent, found unknown key 'memory'"),
+    ("{memory: 512}", "scenarios[0].peer.memory: expected one of the keys cpus, hang_after_s, hang_for_s, "
+                      "kill_after_s, memory_mib, pool_percent, found unknown key 'memory'"),
+    ("{hang_after_s: 0, hang_for_s: 5}",
+     "scenarios[0].peer.hang_after_s: expected a number of seconds > 0 after the guest is loaded, or null "
+     "(the peer does not hang), found 0"),
+    ("{hang_after_s: 5, hang_for_s: -1}",
+     "scenarios[0].peer.hang_for_s: expected a number of seconds > 0 for which the peer stays stopped, or "
+     "null (the peer does not hang), found -1"),
+    ("{hang_after_s: 5, hang_for_s: 2.5}", "scenarios[0].peer.hang_for_s: expected a number of seconds > 0"),
+    ("{hang_after_s: 15}",
+     "scenarios[0].peer.hang_for_s: expected hang_for_s with hang_after_s (how long the peer stays "
+     "stopped), found hang_after_s: 15 without it"),
+    ("{hang_for_s: 12}",
+     "scenarios[0].peer.hang_for_s: expected hang_for_s only with hang_after_s (when the peer is "
+     "stopped), found hang_for_s: 12 without it"),
+    ("{kill_after_s: 15, hang_after_s: 15, hang_for_s: 12}",
+     "scenarios[0].peer.hang_after_s: expected no hang_after_s with kill_after_s (the peer is killed or "
+     "hung, not both), found hang_after_s: 15 and kill_after_s: 15"),
+    ("{hang_after_s: 100, hang_for_s: 20}", "scenarios[0].peer: expected hang_after_s + hang_for_s below "
+                                            "timeout_s (120), found 100 + 20 = 120"),
     ("512", "scenarios[0].peer: expected a mapping, found 512"),
 ])
 def test_a_bad_peer_section_is_one_line_naming_the_field(tmp_path, change, expect):
     msg = error_of(tmp_path, TWO.replace("{memory_mib: 512, pool_percent: 60}", change))
     assert expect in msg, msg
+    assert len(msg.splitlines()) == 1, msg
 
 
 @pytest.mark.parametrize("extra, expect", [
@@ -387,6 +407,8 @@ def test_the_ramster_backend_keeps_the_peer_and_the_others_drop_it():
     killed = dataclasses.replace(sc, peer=dataclasses.replace(sc.peer, kill_after_s=5),
                                  expect=(get("ramster").expect[1],))
     assert bench.variant(killed, by["ramster"]).peer.kill_after_s is None  # a bench never kills its peer
+    hung = dataclasses.replace(sc, peer=dataclasses.replace(sc.peer, hang_after_s=5, hang_for_s=3))
+    assert not bench.variant(hung, by["ramster"]).peer.hung  # nor stops it
     assert bench.variant(killed, by["zcache"]).expect == ()  # no peer: its peer.* checks go too
     assert bench.variant(get("bench-mixed"), by["ramster"]).peer == peer_mod.PeerSpec()  # a default peer
     assert [b.name for b in bench.DEFAULT_BACKENDS] == ["zcache", "zswap-zbud", "zswap-zsmalloc",
