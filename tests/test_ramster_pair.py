@@ -238,6 +238,10 @@ def test_a_peer_that_hangs_answers_every_phase_after_and_exits_by_itself(tmp_pat
     assert peer.run.exit_kind == "exit" and peer.run.guest_status == 0  # B went on and exited by itself
     b_console = peer.run.console_log.read_text()
     assert all(f'"phase":"{p}"' in b_console for p in ("before", "pressure", "after-swapoff"))
+    res = judge.judge_run(sc, run)
+    assert res.passed, res.reasons  # the live peer's rules, and A noticed the hang (remote_conn_lost 1)
+    assert res.peer["hung_at_s"] == peer.hung_at_s and res.summary["peer_hung_at_s"] == peer.hung_at_s
+    assert res.peer["story"].startswith(f"peer hung at {peer.hung_at_s:.0f} s")
 
 
 def test_a_peer_stopped_when_a_finishes_still_gets_done_and_exits_by_itself(tmp_path, monkeypatch):
@@ -248,3 +252,14 @@ def test_a_peer_stopped_when_a_finishes_still_gets_done_and_exits_by_itself(tmp_
     assert peer.hung_at_s is not None and peer.resumed_at_s - peer.hung_at_s < 10
     # continued as soon as A finished: it read A's last phases and "done" then, and exited by itself
     assert peer.run.exit_kind == "exit" and peer.run.guest_status == 0 and not peer.stopped
+    assert judge.judge_run(sc, run).passed
+
+
+def test_a_peer_that_never_gets_stopped_fails_a_hang_scenario(tmp_path):
+    sc = two_guests(hang_after_s=15, hang_for_s=2)  # A is done long before
+    run = boot(tmp_path, sc)
+    assert run.peer.hung_at_s is None and run.peer.run.exit_kind == "exit"
+    res = judge.judge_run(sc, run)
+    assert not res.passed
+    assert "peer B was to be stopped 15 s after A was loaded, but A finished first: the run says nothing " \
+           "about a hung peer" in res.reasons
