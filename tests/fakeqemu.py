@@ -7,7 +7,8 @@ that console, and exits as isa-debug-exit makes QEMU exit ((status << 1) | 1).
 B listens on the port as QEMU does, prints its boot and peer-ready records, then prints a counters
 record for each phase A sends over the socket, and exits on "done". A connects (no listener: QEMU's
 "Connection refused", exit 1), prints a passing two-guest console and sends B its phases.
-FAKE_B (ready, silent, dies, stays) and FAKE_A (normal, slow) pick other behaviours."""
+FAKE_B (ready, silent, dies, stays) and FAKE_A (normal, slow) pick other behaviours: a slow A is under load
+for 3 s (long enough for the host to kill or stop B) and reports its connection to B lost once."""
 
 from __future__ import annotations
 
@@ -85,7 +86,8 @@ def guest(out, port: int) -> int:
     rec(out, {"kind": "boot", "name": "t", "kernel": "6.1.0", "nproc": 1})
     counters(out, "before", **swap)
     say("before")
-    if os.environ.get("FAKE_A") == "slow":  # under load for a while: long enough for B to be killed
+    slow = os.environ.get("FAKE_A") == "slow"
+    if slow:  # under load for a while: long enough for B to be killed or stopped
         for i in range(30):
             out.write(f"memhog: w0: pass 1 {i}%\n")
             out.flush()
@@ -96,7 +98,8 @@ def guest(out, port: int) -> int:
               **page})
     loaded = {**swap, "meminfo.SwapFree_kib": 200000, "frontswap.succ_stores": 5000, "zcache.pers_puts": 5000,
               "zcache.remote_puts": 1000, "zcache.remote_pages": 1000, "zcache.remote_pages_max": 1000,
-              "zcache.remote_gets": 500, "zcache.remote_get_us": 400000, "zcache.failed_remote_gets": 0}
+              "zcache.remote_gets": 500, "zcache.remote_get_us": 400000, "zcache.failed_remote_gets": 0,
+              "zcache.remote_conn_lost": 1 if slow else 0}
     counters(out, "pressure", **loaded)
     say("pressure")
     rec(out, {"kind": "step", "step": "swapoff", "status": 0, "start_s": 3.0, "end_s": 4.0})

@@ -55,7 +55,8 @@ def test_a_peer_section_is_loaded_with_its_defaults(tmp_path):
     assert sc.peer == peer_mod.PeerSpec(memory_mib=512, pool_percent=60, kill_after_s=None, cpus=1)
     assert sc.host_cpus == 2 and not sc.peer_killed
     bare = load(tmp_path, TWO.replace("{memory_mib: 512, pool_percent: 60}", "{}")).get("two")
-    assert bare.peer == peer_mod.PeerSpec()  # 512 MiB, 50%, never killed, 1 CPU
+    assert bare.peer == peer_mod.PeerSpec()  # 512 MiB, 50%, never killed nor hung, 1 CPU
+    assert not bare.peer.hung and not bare.peer.disrupted
     none = TWO.replace("    peer: {memory_mib: 512, pool_percent: 60}\n", "")
     assert load(tmp_path, none).get("two").peer is None
 
@@ -68,13 +69,41 @@ def test_a_peer_section_is_loaded_with_its_defaults(tmp_path):
     ("{kill_after_s: -5}", "scenarios[0].peer.kill_after_s: expected a number of seconds > 0"),
     ("{kill_after_s: 120}", "scenarios[0].peer: expected kill_after_s below timeout_s (120), found 120"),
     ("{pool_percent: 0}", "scenarios[0].peer.pool_percent: expected an integer 1..100, found 0"),
-    ("{memory: 512}", "scenarios[0].peer.memory: expected one of the keys cpus, kill_after_s, memory_mib, "
-                      "pool_percent, found unknown key 'memory'"),
+    ("{memory: 512}", "scenarios[0].peer.memory: expected one of the keys cpus, hang_after_s, hang_for_s, "
+                      "kill_after_s, memory_mib, pool_percent, found unknown key 'memory'"),
+    ("{hang_after_s: 0, hang_for_s: 5}",
+     "scenarios[0].peer.hang_after_s: expected a number of seconds > 0 after the guest is loaded, or null "
+     "(the peer does not hang), found 0"),
+    ("{hang_after_s: 5, hang_for_s: -1}",
+     "scenarios[0].peer.hang_for_s: expected a number of seconds > 0 for which the peer stays stopped, or "
+     "null (the peer does not hang), found -1"),
+    ("{hang_after_s: 5, hang_for_s: 2.5}", "scenarios[0].peer.hang_for_s: expected a number of seconds > 0"),
+    ("{hang_after_s: 15}",
+     "scenarios[0].peer.hang_for_s: expected hang_for_s with hang_after_s (how long the peer stays "
+     "stopped), found hang_after_s: 15 without it"),
+    ("{hang_for_s: 12}",
+     "scenarios[0].peer.hang_for_s: expected hang_for_s only with hang_after_s (when the peer is "
+     "stopped), found hang_for_s: 12 without it"),
+    ("{kill_after_s: 15, hang_after_s: 15, hang_for_s: 12}",
+     "scenarios[0].peer.hang_after_s: expected no hang_after_s with kill_after_s (the peer is killed or "
+     "hung, not both), found hang_after_s: 15 and kill_after_s: 15"),
+    ("{hang_after_s: 100, hang_for_s: 20}", "scenarios[0].peer: expected hang_after_s + hang_for_s below "
+                                            "timeout_s (120), found 100 + 20 = 120"),
     ("512", "scenarios[0].peer: expected a mapping, found 512"),
 ])
 def test_a_bad_peer_section_is_one_line_naming_the_field(tmp_path, change, expect):
     msg = error_of(tmp_path, TWO.replace("{memory_mib: 512, pool_percent: 60}", change))
     assert expect in msg, msg
+    assert len(msg.splitlines()) == 1, msg
+
+
+def test_a_peer_that_hangs_is_loaded():
+    """hang_after_s and hang_for_s: the host stops B that long after A is loaded, for that long."""
+    sc = get("ramster-peer-hangs")
+    assert (sc.peer.hang_after_s, sc.peer.hang_for_s, sc.peer.kill_after_s) == (15, 12, None)
+    assert sc.peer.hung and sc.peer.disrupted and not sc.peer.killed
+    assert sc.peer_hung and not sc.peer_killed
+    assert sc.peer.hang_after_s + sc.peer.hang_for_s < sc.timeout_s
 
 
 @pytest.mark.parametrize("extra, expect", [
@@ -108,6 +137,14 @@ def test_the_shipped_two_guest_scenarios():
     assert r.peer and not r.peer_killed and r.swapoff_recheck
     assert dies.peer_killed and dies.peer.kill_after_s < dies.timeout_s
     assert dies.workloads == r.workloads
+    # the hung peer: the dying peer's run, B stopped instead of killed; B must let go of every page
+    hangs = get("ramster-peer-hangs")
+    assert hangs.peer_hung and not hangs.peer_killed and not r.peer_hung and not dies.peer_hung
+    assert (hangs.workloads, hangs.memory_mib, hangs.memcg_max_mib) == (r.workloads, dies.memory_mib,
+                                                                         dies.memcg_max_mib)
+    assert [str(e) for e in hangs.expect] == ["after-swapoff zcache.remote_conn_lost > 0",
+                                              "after-swapoff zcache.remote_pages == 0",
+                                              "after-swapoff peer.zcache.peer_pages == 0"]
     assert b.peer and not b.swapoff_recheck
     # A swaps past its RAM: the workloads are beyond memory_mib (the dying peer's, beyond their cgroup's
     # limit, which keeps /init's pages out of reclaim and so off the peer)
@@ -124,6 +161,11 @@ def test_a_sets_its_peer_at_run_time_and_b_serves_from_boot():
     assert not any(x.startswith("zcache.ramster_peer=") for x in a)  # A's /init writes it at run time
     assert {"zcf.net=169.254.0.1/16", "zcf.peer=2@169.254.0.2:7100", "zcf.peerctl=169.254.0.2:7101"} <= set(a)
     assert "zcf.lost_ok=1" not in a and "zcf.lost_ok=1" in dies.kernel_args()
+    # a hung peer's pages are lost too (A's requests time out while B is stopped): A's /init allows it
+    hangs = get("ramster-peer-hangs")
+    assert "zcf.lost_ok=1" in hangs.kernel_args()
+    # B is told nothing of its hang
+    assert dataclasses.replace(hangs, name="ramster").peer_kernel_args() == get("ramster").peer_kernel_args()
     b = sc.peer_kernel_args()
     assert b[:3] == ["zcache.ramster_node=2", "zcache.ramster_listen=7100",
                      f"zcache.ramster_peer_pool_percent={sc.peer.pool_percent}"]
@@ -376,6 +418,82 @@ def test_a_hang_of_a_is_still_a_hang_with_a_peer():
     assert any(x.startswith("A ended (hang): peer B killed") for x in r.reasons)
 
 
+def hang_run(lost: int = 120, corrupted: int = 0, failed_gets: int = 120, conn_lost: int | None = 1,
+             hung: bool = True, b_text: str | None = None, expect: bool = True, **b_kw):
+    """ramster-peer-hangs on synthetic consoles: B stopped at 20 s of A (15 s after A was loaded) and
+    continued at 32 s; it lived on, answered every phase and exited by itself (unless b_text, b_kw)."""
+    sc = get("ramster-peer-hangs")
+    sc = sc if expect else dataclasses.replace(sc, expect=())
+    final = {**LOADED, "zcache.remote_conn_lost": conn_lost, "zcache.failed_remote_gets": failed_gets,
+             "zcache.remote_pages": 0}
+    if conn_lost is None:
+        del final["zcache.remote_conn_lost"]
+    when = {"hung_at_s": 20.0, "resumed_at_s": 32.0} if hung else {}
+    peer = peer_outcome(b_text or b_console(), **{"hang_after_s": 15, "hang_for_s": 12, "loaded_at_s": 5.0,
+                                                  **when, **b_kw})
+    return sc, verdict(sc, a_console(sc, lost=lost, corrupted=corrupted, final=final), peer)
+
+
+def test_a_hung_peer_loses_pages_as_sigbus_lives_on_and_the_verdict_says_what_happened():
+    _, r = hang_run()
+    assert r.passed, r.reasons
+    assert r.peer["story"] == ("peer hung at 20 s (15 s after A was loaded) for 12 s; A: 12,000 pages "
+                               "remotified, 120 remote gets failed -> 120 pages lost (SIGBUS), 0 wrong "
+                               "pages, remote_conn_lost 1; B took 12,000, held at most 11,000")
+    assert r.summary["peer_hung_at_s"] == 20.0 and r.summary["peer_killed_at_s"] is None
+    assert r.summary["lost_pages"] == 120 and r.summary["peer_puts"] == 12000  # B's last word is read
+    assert (r.peer["hang_after_s"], r.peer["hang_for_s"], r.peer["hung_at_s"], r.peer["resumed_at_s"]) == (
+        15, 12, 20.0, 32.0)
+    assert json.loads(report.to_json([r]))[0]["peer"]["hung_at_s"] == 20.0
+    assert "ramster-peer-hangs: peer hung at 20 s" in report.render_table([r])
+
+
+def test_a_hung_peer_never_excuses_a_wrong_page():
+    _, r = hang_run(corrupted=2)
+    assert not r.passed
+    assert any("2 corrupted pages in the 'recheck' phase" in x for x in r.reasons), r.reasons
+
+
+def test_a_page_lost_to_a_hung_peer_needs_a_failed_remote_get():
+    _, r = hang_run(failed_gets=0)
+    assert "A lost 120 pages (SIGBUS) with no failed remote get: they were lost for another reason than " \
+           "the hung peer" in r.reasons
+
+
+@pytest.mark.parametrize("conn_lost, found", [(0, "0"), (None, "not reported")])
+def test_a_must_notice_its_peer_hang(conn_lost, found):
+    """Without the expect line too: the rule is the verdict's own."""
+    _, r = hang_run(lost=0, failed_gets=0, conn_lost=conn_lost, expect=False)
+    assert r.reasons == [f"A never noticed its peer hang: zcache.remote_conn_lost is {found} in A's last "
+                         "counters record (expected > 0: a request the stopped peer left unanswered for "
+                         "zcache.ramster_timeout_ms drops the connection)"]
+
+
+def test_a_hung_peer_must_still_answer_every_phase_get_done_exit_by_itself_and_take_pages():
+    """B was stopped, not killed: once continued, the rules of a live peer hold."""
+    b = b_console(phases=("before", "pressure"), done=False).replace('"zcache.peer_puts":12000',
+                                                                      '"zcache.peer_puts":0', 1)
+    _, r = hang_run(b_text=b, stopped="peer B did not exit within 30 s after A finished: killed",
+                    exit_kind="qemu-error", guest_status=None)
+    assert not r.passed
+    assert "peer B printed no counters record for A's 'after-swapoff' phase" in r.reasons
+    assert any(x.startswith("peer B did not exit within 30 s after A finished: killed") for x in r.reasons)
+    assert "peer B took none of A's pages under load (peer.zcache.peer_puts 0 at pressure)" in r.reasons
+
+
+def test_a_peer_that_was_to_hang_but_did_not_fails_and_its_lost_pages_too():
+    _, r = hang_run(hung=False)
+    assert not r.passed
+    assert "peer B was to be stopped 15 s after A was loaded, but A finished first: the run says nothing " \
+           "about a hung peer" in r.reasons
+    assert any("120 pages raised SIGBUS in the 'run' phase" in x for x in r.reasons), r.reasons
+    assert r.peer["story"] == ("peer B on 127.0.0.1:40123 (ready after 6 s): was to be stopped 15 s after A "
+                               "was loaded, but was not")
+    _, r = hang_run(hung=False, loaded_at_s=None)
+    assert any(x.startswith("peer B was to be stopped 15 s after A was loaded, but A's console never showed "
+                            "it was loaded") for x in r.reasons), r.reasons
+
+
 # ---------------------------------------------------------------- bench
 
 def test_the_ramster_backend_keeps_the_peer_and_the_others_drop_it():
@@ -387,6 +505,8 @@ def test_the_ramster_backend_keeps_the_peer_and_the_others_drop_it():
     killed = dataclasses.replace(sc, peer=dataclasses.replace(sc.peer, kill_after_s=5),
                                  expect=(get("ramster").expect[1],))
     assert bench.variant(killed, by["ramster"]).peer.kill_after_s is None  # a bench never kills its peer
+    hung = dataclasses.replace(sc, peer=dataclasses.replace(sc.peer, hang_after_s=5, hang_for_s=3))
+    assert not bench.variant(hung, by["ramster"]).peer.hung  # nor stops it
     assert bench.variant(killed, by["zcache"]).expect == ()  # no peer: its peer.* checks go too
     assert bench.variant(get("bench-mixed"), by["ramster"]).peer == peer_mod.PeerSpec()  # a default peer
     assert [b.name for b in bench.DEFAULT_BACKENDS] == ["zcache", "zswap-zbud", "zswap-zsmalloc",

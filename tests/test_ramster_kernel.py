@@ -60,6 +60,24 @@ def test_a_dead_peer_costs_pages_as_sigbus_never_stale_data_and_never_a_hang(ima
     assert r.peer["story"].startswith(f"peer killed at {r.peer['killed_at_s']:.0f} s")
 
 
+def test_a_hung_peer_costs_no_wrong_page_and_no_hang_and_b_frees_every_page(image, tmp_path):
+    """Must-show 3: B's QEMU is stopped (SIGSTOP) while A is loaded and continued 12 s later. A's requests
+    time out meanwhile, it drops the connection (remote_conn_lost) and its pages on B are lost as SIGBUS,
+    none wrong; A finishes by itself; B, continued, answers A's later phases, gets "done" and exits 0 by
+    itself, and after A's swapoff holds none of A's pages (the scenario's last expect line)."""
+    r = run(image, qemutest.choose(["ramster-peer-hangs"]), tmp_path)["ramster-peer-hangs"]
+    print(r.peer["story"])
+    assert r.passed, r.reasons
+    assert r.exit_kind == "exit" and r.ended_by == "guest"
+    assert r.peer["hung_at_s"] is not None and r.peer["resumed_at_s"] is not None
+    assert r.peer["killed_at_s"] is None and not r.peer["stopped"]
+    assert r.peer["exit_kind"] == "exit" and r.peer["guest_status"] == 0  # B exited by itself
+    assert r.summary["corrupted"] == 0
+    assert r.summary["remote_conn_lost"] > 0
+    assert r.summary["lost_pages"] <= r.summary["failed_remote_gets"]
+    assert r.peer["story"].startswith(f"peer hung at {r.peer['hung_at_s']:.0f} s")
+
+
 def test_bench_ramster_against_zcache_alone_and_plain_swap(image, tmp_path, capsys):
     """The bench: A's swap-device writes with a peer's RAM, zcache alone and plain swap, and the mean time
     of a remote get, in the table and the JSON."""

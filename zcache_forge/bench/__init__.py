@@ -404,10 +404,11 @@ def variant(sc: scenarios.Scenario, b: Backend,
             pool_percent: int = POOL_PERCENT_DEFAULT) -> scenarios.Scenario:
     """The scenario with another backend and the bench's pool budget; zcache-only expectations do
     not apply to the others. ramster keeps the scenario's peer (a default one when it has none), never
-    killed in a bench; every other backend runs without a peer (and its peer.* expectations)."""
+    killed nor stopped in a bench; every other backend runs without a peer (and its peer.* expectations)."""
     zcache = b.backend == "zcache"
     expect = sc.expect if zcache else ()
-    peer = dataclasses.replace(sc.peer or PeerSpec(), kill_after_s=None) if b.peer else None
+    peer = (dataclasses.replace(sc.peer or PeerSpec(), kill_after_s=None, hang_after_s=None, hang_for_s=None)
+            if b.peer else None)
     if peer is None:
         expect = tuple(e for e in expect if not e.key.startswith(COUNTER_PREFIX))
     budget = f"{b.backend}.max_pool_percent={pool_percent}" if b.backend in ("zcache", "zswap") else ""

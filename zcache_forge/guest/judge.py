@@ -152,7 +152,8 @@ def done_reasons(con: Console) -> list[str]:
 
 def workload_reasons(scenario: Scenario, con: Console, lost_ok: bool = False) -> list[str]:
     """Every workload ran and rechecked, every page checked, none wrong. A page lost to SIGBUS is a
-    failure unless loads failed on purpose (load_fail_percent) or lost_ok (the peer holding it was killed)."""
+    failure unless loads failed on purpose (load_fail_percent) or lost_ok (the peer holding it was killed,
+    or stopped long enough for A's requests to it to time out)."""
     reasons = []
     records = con.workloads
     sigbus = 0
@@ -502,7 +503,7 @@ def evaluate(scenario: Scenario, con: Console, kunit: list[KtapResult],
     if outcome.exit_kind != "peer-error":  # A never ran
         reasons += boot_reasons(con, scenario)
     if con.boots:
-        lost_ok = peer is not None and peer.killed
+        lost_ok = peer is not None and peer.disrupted  # the host really killed or stopped B
         reasons += done_reasons(con) + workload_reasons(scenario, con, lost_ok)
         if scenario.fs_mib:  # the file-system job, alone (nothing need swap) or beside the workloads
             reasons += fs_reasons(scenario, con, counters)

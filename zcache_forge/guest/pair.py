@@ -6,7 +6,9 @@ only once B's console shows its peer-ready record. A runs under the usual watchd
 wall-clock backstop). B has no silence limit of its own (it waits quietly for A), only a wall-clock
 backstop; once A has finished, B gets PEER_EXIT_GRACE_S to print its last counters and exit, and is
 killed after that. A scenario whose peer has kill_after_s has B's QEMU killed (SIGKILL) that long after
-A's console shows it is loaded (its "before" counters record: the workloads start right after it).
+A's console shows it is loaded (its "before" counters record: the workloads start right after it); one
+with hang_after_s has it stopped (SIGSTOP) that long after and continued (SIGCONT) hang_for_s later, or
+as soon as A finishes. B is always continued before it is killed or waited for: no QEMU is left stopped.
 
 What happened to B is in the returned GuestRun's peer (qemu.PeerRun); the verdict reads both consoles.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+import signal
 import socket
 import subprocess
 import threading
@@ -79,6 +82,9 @@ class _Guest(threading.Thread):
         self.result: qemu.GuestRun | None = None
         self.error: BaseException | None = None
         self.has_started = threading.Event()
+        self._signals = threading.Lock()  # stop, continue and kill one at a time
+        self.paused = False  # SIGSTOPped by the host (a hung peer) and not continued yet
+        self.killed = False  # SIGKILLed by the host: never stopped after that
 
     def _on_start(self, proc: subprocess.Popen[bytes]) -> None:
         self.proc, self.started_at = proc, time.monotonic()
@@ -92,11 +98,43 @@ class _Guest(threading.Thread):
         finally:
             self.has_started.set()
 
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
+    def _running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None and not self.killed
+
+    def pause(self) -> bool:
+        """SIGSTOP the QEMU process (the whole guest stands still); False when it does not run."""
+        with self._signals:
+            if not self._running():
+                return False
+            assert self.proc is not None
+            self.proc.send_signal(signal.SIGSTOP)
+            self.paused = True
+            return True
+
+    def resume(self) -> None:
+        """SIGCONT the QEMU process if the host stopped it (any time, any number of times)."""
+        with self._signals:
+            self._resume()
+
+    def _resume(self) -> None:
+        if self.paused and self.proc is not None:
+            self.proc.send_signal(signal.SIGCONT)  # Popen sends nothing once it reaped the process
+        self.paused = False
+
+    def kill(self) -> bool:
+        """SIGKILL the QEMU process, continued first if the host had stopped it; False when it did not
+        run."""
+        with self._signals:
+            self._resume()
+            if not self._running():
+                return False
+            assert self.proc is not None
             self.proc.kill()
+            self.killed = True
+            return True
 
     def finish(self) -> qemu.GuestRun | None:
+        self.resume()  # never wait for a stopped QEMU
         self.join()
         if self.error is not None:
             raise self.error
@@ -138,13 +176,20 @@ def _wait_ready(b: _Guest, console: Path, timeout_s: float) -> str:
         time.sleep(POLL_S)
 
 
+def _peer_run(port: int, scenario: Scenario) -> qemu.PeerRun:
+    """B's record, with what the scenario has the host do to it."""
+    spec = scenario.peer or peer_mod.PeerSpec()
+    return qemu.PeerRun(port=port, kill_after_s=spec.kill_after_s, hang_after_s=spec.hang_after_s,
+                        hang_for_s=spec.hang_for_s)
+
+
 def _start_peer(a: qemu._Boot, scenario: Scenario) -> tuple[_Guest, qemu.PeerRun]:
     """Boot B on a free port and wait for its ready record; another port when QEMU found it taken."""
     for attempt in range(1, PORT_TRIES + 1):
         port = free_port()
         b = _Guest(peer_boot(a, scenario, port))
         b.start()
-        peer = qemu.PeerRun(port=port, kill_after_s=scenario.peer.kill_after_s if scenario.peer else None)
+        peer = _peer_run(port, scenario)
         log.info("%s: peer B booting (%d MiB, %d CPU), its QEMU listening on %s:%d", scenario.name,
                  b.boot.memory_mib, b.boot.cpus, peer_mod.HOST, port)
         why = _wait_ready(b, b.boot.workdir / "console.log", PEER_READY_TIMEOUT_S)
@@ -163,28 +208,59 @@ def _start_peer(a: qemu._Boot, scenario: Scenario) -> tuple[_Guest, qemu.PeerRun
     raise AssertionError("unreachable")
 
 
-def _killer(scenario: Scenario, a: _Guest, b: _Guest, peer: qemu.PeerRun, a_done: threading.Event) -> None:
-    """Kill B's QEMU kill_after_s after A's console shows A is loaded (unless A is done by then)."""
-    assert peer.kill_after_s is not None
+def _a_seconds(a: _Guest) -> float:
+    """Seconds of A's run now."""
+    assert a.started_at is not None
+    return round(time.monotonic() - a.started_at, 1)
+
+
+def _wait_loaded(a: _Guest, peer: qemu.PeerRun, a_done: threading.Event) -> bool:
+    """Wait for A's console to show A is loaded and note when; False when A finished first."""
     a.has_started.wait()
     tail = Tail(a.boot.workdir / "console.log")
     while not tail.find(peer_mod.LOADED_RE):
         if a_done.wait(POLL_S):
-            return
-    assert a.started_at is not None
-    peer.loaded_at_s = round(time.monotonic() - a.started_at, 1)
-    log.info("%s: A is loaded at %.0f s; killing peer B in %d s", scenario.name, peer.loaded_at_s,
-             peer.kill_after_s)
-    if a_done.wait(peer.kill_after_s):
-        log.warning("%s: A finished before the peer's kill (kill_after_s %d)", scenario.name,
-                    peer.kill_after_s)
+            return False
+    peer.loaded_at_s = _a_seconds(a)
+    return True
+
+
+def _disrupt(scenario: Scenario, a: _Guest, b: _Guest, peer: qemu.PeerRun, a_done: threading.Event) -> None:
+    """Once A is loaded, kill B's QEMU kill_after_s later, or stop it hang_after_s later and continue it
+    hang_for_s after that (unless A is done by then)."""
+    kill = peer.kill_after_s is not None
+    key, after = ("kill_after_s", peer.kill_after_s) if kill else ("hang_after_s", peer.hang_after_s)
+    what = "kill" if kill else "stop"
+    assert after is not None
+    if not _wait_loaded(a, peer, a_done):
         return
-    if b.proc is None or b.proc.poll() is not None:
-        log.warning("%s: peer B had ended before its kill", scenario.name)
+    log.info("%s: A is loaded at %.0f s; %s peer B in %d s", scenario.name, peer.loaded_at_s,
+             "killing" if kill else "stopping", after)
+    if a_done.wait(after):
+        log.warning("%s: A finished before the peer's %s (%s %d)", scenario.name, what, key, after)
         return
-    b.kill()
-    peer.killed_at_s = round(time.monotonic() - a.started_at, 1)
-    log.info("%s: peer B's QEMU killed (SIGKILL) at %.0f s", scenario.name, peer.killed_at_s)
+    if not (b.kill() if kill else b.pause()):
+        log.warning("%s: peer B had ended before its %s", scenario.name, what)
+        return
+    if kill:
+        peer.killed_at_s = _a_seconds(a)
+        log.info("%s: peer B's QEMU killed (SIGKILL) at %.0f s", scenario.name, peer.killed_at_s)
+    else:
+        _hang(scenario, a, b, peer, a_done)
+
+
+def _hang(scenario: Scenario, a: _Guest, b: _Guest, peer: qemu.PeerRun, a_done: threading.Event) -> None:
+    """B's QEMU was just stopped: continue it hang_for_s later, or as soon as A is done."""
+    assert peer.hang_for_s is not None
+    peer.hung_at_s = _a_seconds(a)
+    log.info("%s: peer B's QEMU stopped (SIGSTOP) at %.0f s, for %d s", scenario.name, peer.hung_at_s,
+             peer.hang_for_s)
+    if a_done.wait(peer.hang_for_s):
+        log.warning("%s: A finished while peer B was stopped (hang_for_s %d): continuing it now",
+                    scenario.name, peer.hang_for_s)
+    b.resume()
+    peer.resumed_at_s = _a_seconds(a)
+    log.info("%s: peer B's QEMU continued (SIGCONT) at %.0f s", scenario.name, peer.resumed_at_s)
 
 
 def _stop_peer(scenario: Scenario, b: _Guest, a_run: qemu.GuestRun, peer: qemu.PeerRun) -> None:
@@ -214,11 +290,11 @@ def run_pair(a_boot: qemu._Boot, scenario: Scenario) -> qemu.GuestRun:
                              ended_by=peer.error, peer=peer)
     a = _Guest(sender_boot(a_boot, peer.port))
     a_done = threading.Event()
-    killer = None
-    if peer.kill_after_s is not None:
-        killer = threading.Thread(target=_killer, args=(scenario, a, b, peer, a_done), daemon=True,
-                                  name=f"kill-{scenario.name}-peer")
-        killer.start()
+    disruptor = None
+    if peer.kill_after_s is not None or peer.hang_after_s is not None:
+        disruptor = threading.Thread(target=_disrupt, args=(scenario, a, b, peer, a_done), daemon=True,
+                                     name=f"disrupt-{scenario.name}-peer")
+        disruptor.start()
     try:
         a.start()
         a_run = a.finish()
@@ -226,17 +302,19 @@ def run_pair(a_boot: qemu._Boot, scenario: Scenario) -> qemu.GuestRun:
     except BaseException:
         a_done.set()
         a.kill()
-        b.kill()
+        b.kill()  # continued first, if stopped
         raise
     finally:
         a_done.set()
-        if killer is not None:
-            killer.join()
+        if disruptor is not None:
+            disruptor.join()  # B continued, if it was stopped
     _stop_peer(scenario, b, a_run, peer)
     peer.run = b.finish()
     a_run.peer = peer
-    log.info("%s: peer B %s after %.0f s", scenario.name,
+    hung = (f" (stopped at {peer.hung_at_s:.0f} s of A, continued at {peer.resumed_at_s:.0f} s)"
+            if peer.hung_at_s is not None and peer.resumed_at_s is not None else "")
+    log.info("%s: peer B %s%s after %.0f s", scenario.name,
              f"killed at {peer.killed_at_s:.0f} s of A" if peer.killed_at_s is not None
-             else peer.stopped or f"exited ({peer.run.exit_kind if peer.run else '?'})",
+             else peer.stopped or f"exited ({peer.run.exit_kind if peer.run else '?'})", hung,
              peer.run.seconds if peer.run else 0.0)
     return a_run

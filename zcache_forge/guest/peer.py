@@ -46,11 +46,24 @@ class PeerSpec:
     pool_percent: int = 50           # zcache.ramster_peer_pool_percent: B's RAM A's pages may take
     kill_after_s: int | None = None  # the host SIGKILLs B's QEMU this long after A is loaded
     cpus: int = 1
+    hang_after_s: int | None = None  # the host SIGSTOPs B's QEMU this long after A is loaded,
+    hang_for_s: int | None = None    # and SIGCONTs it this long after that
 
     @property
     def killed(self) -> bool:
         """The scenario kills B mid-run (lost pages are then allowed, wrong pages never)."""
         return self.kill_after_s is not None
+
+    @property
+    def hung(self) -> bool:
+        """The scenario stops B mid-run and lets it go on: A's remote requests time out meanwhile
+        (zcache.ramster_timeout_ms), so lost pages are allowed, wrong pages never; B lives on."""
+        return self.hang_after_s is not None
+
+    @property
+    def disrupted(self) -> bool:
+        """The host kills or stops B on purpose: a page A had on B may be lost (SIGBUS)."""
+        return self.killed or self.hung
 
 
 def sender_args(spec: PeerSpec) -> list[str]:
@@ -61,7 +74,7 @@ def sender_args(spec: PeerSpec) -> list[str]:
         f"zcf.net={A_ADDR}/{PREFIX_LEN}",
         f"zcf.peer={B_NODE}@{B_ADDR}:{RAMSTER_PORT}",
         f"zcf.peerctl={B_ADDR}:{CONTROL_PORT}",
-        *(["zcf.lost_ok=1"] if spec.killed else []),
+        *(["zcf.lost_ok=1"] if spec.disrupted else []),
     ]
 
 

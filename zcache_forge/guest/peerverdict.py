@@ -8,8 +8,11 @@ under the prefix ``peer.`` (``peer.zcache.peer_puts``), so ``expect`` lines can 
 - a run that is not killed shows RAMster at work: A moved pages to B (``zcache.remote_puts`` > 0) and B
   took them (``peer.zcache.peer_puts`` > 0) under load;
 - a scenario that kills B must have killed it (A still running), and A must have remotified pages by
-  then; a lost page (SIGBUS) must come with a failed remote get. Lost pages are allowed only there
-  (judge.workload_reasons); a wrong page never is.
+  then; a lost page (SIGBUS) must come with a failed remote get;
+- a scenario that hangs B (stopped, then continued) must have stopped it (A still running); B then lives
+  on, so the rules of a live B hold, and besides A must have noticed the hang (its connection to B lost:
+  ``zcache.remote_conn_lost`` > 0 at the end) and a lost page must come with a failed remote get.
+  Lost pages are allowed only with a killed or hung B (judge.workload_reasons); a wrong page never is.
 
 One sentence says what happened (``story``), in the table and the JSON.
 """
@@ -47,12 +50,25 @@ class PeerOutcome:
     kill_after_s: int | None = None
     loaded_at_s: float | None = None   # seconds of A's run when A was loaded
     killed_at_s: float | None = None   # seconds of A's run when the host killed B
+    hang_after_s: int | None = None
+    hang_for_s: int | None = None
+    hung_at_s: float | None = None     # seconds of A's run when the host stopped B (SIGSTOP)
+    resumed_at_s: float | None = None  # ... and continued it (SIGCONT)
     stopped: str = ""                  # the host stopped B for another reason (it did not exit)
     error: str = ""                    # B never became ready: A did not run
 
     @property
     def killed(self) -> bool:
         return self.killed_at_s is not None
+
+    @property
+    def hung(self) -> bool:
+        return self.hung_at_s is not None
+
+    @property
+    def disrupted(self) -> bool:
+        """The host really killed or stopped B: pages A had on it may be lost (SIGBUS)."""
+        return self.killed or self.hung
 
 
 def from_run(peer: PeerRun) -> PeerOutcome:
@@ -68,7 +84,9 @@ def from_run(peer: PeerRun) -> PeerOutcome:
         console=parse_console(text), port=peer.port, exit_kind=run.exit_kind if run else None,
         guest_status=run.guest_status if run else None, seconds=run.seconds if run else 0.0,
         console_log=run.console_log if run else None, ready_s=peer.ready_s, kill_after_s=peer.kill_after_s,
-        loaded_at_s=peer.loaded_at_s, killed_at_s=peer.killed_at_s, stopped=peer.stopped, error=peer.error)
+        loaded_at_s=peer.loaded_at_s, killed_at_s=peer.killed_at_s, hang_after_s=peer.hang_after_s,
+        hang_for_s=peer.hang_for_s, hung_at_s=peer.hung_at_s, resumed_at_s=peer.resumed_at_s,
+        stopped=peer.stopped, error=peer.error)
 
 
 def merge_counters(counters: dict[str, dict[str, float]], peer_con: Console) -> None:
@@ -111,7 +129,7 @@ def _n(v: float | None) -> str:
 def peer_summary(scenario: Scenario, con: Console, counters: dict[str, dict[str, float]],
                  out: PeerOutcome) -> dict[str, float | None]:
     """RAMster's figures of the run: A's sending side and B's receiving side over the whole run, the
-    mean time of a remote get, lost pages, and when B was killed."""
+    mean time of a remote get, lost pages, and when B was killed or stopped."""
     final = _final(counters, scenario)
     s: dict[str, float | None] = {name: final.get(f"zcache.{name}") for name in SENDER_COUNTERS}
     # B's totals: its last record; a killed B's last word came before its death, so unknown then
@@ -122,8 +140,32 @@ def peer_summary(scenario: Scenario, con: Console, counters: dict[str, dict[str,
     s["remote_get_mean_us"] = round(us / gets, 1) if gets and us is not None else None
     s["lost_pages"] = lost_pages(con)
     s["peer_killed_at_s"] = out.killed_at_s
+    s["peer_hung_at_s"] = out.hung_at_s
     s["peer_loaded_at_s"] = out.loaded_at_s
     return s
+
+
+def _planned(scenario: Scenario) -> tuple[str, int] | None:
+    """What the scenario has the host do to B once A is loaded: ("killed", kill_after_s) or ("stopped",
+    hang_after_s); None: nothing."""
+    p = scenario.peer
+    if p is not None and p.kill_after_s is not None:
+        return "killed", p.kill_after_s
+    if p is not None and p.hang_after_s is not None:
+        return "stopped", p.hang_after_s
+    return None
+
+
+def _when(out: PeerOutcome, at: float) -> str:
+    """'20 s (15 s after A was loaded)': a moment of A's run."""
+    return f"{at:.0f} s" + (f" ({at - out.loaded_at_s:.0f} s after A was loaded)"
+                            if out.loaded_at_s is not None else "")
+
+
+def _losses(s: dict[str, float | None], corrupted: int) -> str:
+    """What A lost with its peer."""
+    return (f"{_n(s.get('failed_remote_gets'))} remote gets failed -> {_n(s.get('lost_pages'))} pages lost "
+            f"(SIGBUS), {corrupted} wrong pages, remote_conn_lost {_n(s.get('remote_conn_lost'))}")
 
 
 def story(scenario: Scenario, con: Console, s: dict[str, float | None], out: PeerOutcome) -> str:
@@ -132,15 +174,17 @@ def story(scenario: Scenario, con: Console, s: dict[str, float | None], out: Pee
     if out.error:
         return f"peer B never served: {out.error}"
     head = f"peer B on {HOST}:{out.port}" + (f" (ready after {out.ready_s:.0f} s)" if out.ready_s else "")
-    if out.killed:
-        after = (f" ({out.killed_at_s - out.loaded_at_s:.0f} s after A was loaded)"
-                 if out.loaded_at_s is not None and out.killed_at_s is not None else "")
-        return (f"peer killed at {out.killed_at_s:.0f} s{after}; A: {_n(s.get('remote_puts'))} pages "
-                f"remotified before, {_n(s.get('failed_remote_gets'))} remote gets failed -> "
-                f"{_n(s.get('lost_pages'))} pages lost (SIGBUS), {corrupted} wrong pages, "
-                f"remote_conn_lost {_n(s.get('remote_conn_lost'))}")
-    if scenario.peer_killed:
-        return f"{head}: was to be killed {out.kill_after_s} s after A was loaded, but was not"
+    if out.killed_at_s is not None:
+        return (f"peer killed at {_when(out, out.killed_at_s)}; A: {_n(s.get('remote_puts'))} pages "
+                f"remotified before, {_losses(s, corrupted)}")
+    if out.hung_at_s is not None:
+        held = (out.resumed_at_s - out.hung_at_s) if out.resumed_at_s is not None else out.hang_for_s
+        return (f"peer hung at {_when(out, out.hung_at_s)} for {_n(held)} s; A: {_n(s.get('remote_puts'))} "
+                f"pages remotified, {_losses(s, corrupted)}; B took {_n(s.get('peer_puts'))}, held at most "
+                f"{_n(s.get('peer_pages_max'))}")
+    planned = _planned(scenario)
+    if planned is not None:
+        return f"{head}: was to be {planned[0]} {planned[1]} s after A was loaded, but was not"
     mean = s.get("remote_get_mean_us")
     return (f"{head}: A remotified {_n(s.get('remote_puts'))} pages, got {_n(s.get('remote_gets'))} back "
             f"(mean {'-' if mean is None else f'{mean:,.0f}'} us); B took {_n(s.get('peer_puts'))}, held at "
@@ -170,11 +214,9 @@ def peer_reasons(scenario: Scenario, con: Console, counters: dict[str, dict[str,
         return reasons  # A never ran: exit_reasons names it
     if out.killed:
         return reasons + _killed_reasons(scenario, con, counters)
-    if scenario.peer_killed:
-        when = ("A finished first" if out.loaded_at_s is not None
-                else "A's console never showed it was loaded (no 'before' counters record)")
-        reasons.append(f"peer B was to be killed {out.kill_after_s} s after A was loaded, but {when}: "
-                       "the run says nothing about a dead peer")
+    reasons += _undone_reasons(scenario, out)
+    if out.hung:
+        reasons += _hung_reasons(scenario, con, counters)
     reasons += _exit_reasons(out, log)
     reasons += _phase_reasons(scenario, con, counters)
     reasons += _ramster_reasons(counters)
@@ -234,6 +276,28 @@ def _ramster_reasons(counters: dict[str, dict[str, float]]) -> list[str]:
     return reasons
 
 
+def _undone_reasons(scenario: Scenario, out: PeerOutcome) -> list[str]:
+    """The scenario has the host kill or stop B, and it did not (A finished first, or never got loaded)."""
+    planned = _planned(scenario)
+    if planned is None or out.killed or out.hung:
+        return []
+    verb, after = planned
+    when = ("A finished first" if out.loaded_at_s is not None
+            else "A's console never showed it was loaded (no 'before' counters record)")
+    return [f"peer B was to be {verb} {after} s after A was loaded, but {when}: the run says nothing about "
+            f"a {'dead' if verb == 'killed' else 'hung'} peer"]
+
+
+def _unexplained_losses(con: Console, final: dict[str, float], cause: str) -> list[str]:
+    """Every page A lost (SIGBUS) is one a remote get failed for: none lost for another reason."""
+    lost = lost_pages(con)
+    failed = final.get("zcache.failed_remote_gets")
+    if lost and failed is not None and failed <= 0:
+        return [f"A lost {lost} pages (SIGBUS) with no failed remote get: they were lost for another reason "
+                f"than {cause}"]
+    return []
+
+
 def _killed_reasons(scenario: Scenario, con: Console, counters: dict[str, dict[str, float]]) -> list[str]:
     """B was killed mid-run: A had pages on it, and every page A lost is one a remote get failed for."""
     final = _final(counters, scenario)
@@ -242,12 +306,21 @@ def _killed_reasons(scenario: Scenario, con: Console, counters: dict[str, dict[s
     if puts is not None and puts <= 0:
         reasons.append("A had moved no page to its peer when the peer was killed (zcache.remote_puts 0): "
                        "the run says nothing about pages lost with it (raise kill_after_s)")
-    lost = lost_pages(con)
-    failed = final.get("zcache.failed_remote_gets")
-    if lost and failed is not None and failed <= 0:
-        reasons.append(f"A lost {lost} pages (SIGBUS) with no failed remote get: they were lost for another "
-                       "reason than the dead peer")
-    return reasons
+    return reasons + _unexplained_losses(con, final, "the dead peer")
+
+
+def _hung_reasons(scenario: Scenario, con: Console, counters: dict[str, dict[str, float]]) -> list[str]:
+    """B was stopped and continued: A noticed (a request B left unanswered for zcache.ramster_timeout_ms
+    drops A's connection), and every page A lost is one a remote get failed for."""
+    final = _final(counters, scenario)
+    reasons = []
+    conn_lost = final.get("zcache.remote_conn_lost")
+    if conn_lost is None or conn_lost <= 0:
+        found = "not reported" if conn_lost is None else f"{conn_lost:g}"
+        reasons.append(f"A never noticed its peer hang: zcache.remote_conn_lost is {found} in A's last "
+                       "counters record (expected > 0: a request the stopped peer left unanswered for "
+                       "zcache.ramster_timeout_ms drops the connection)")
+    return reasons + _unexplained_losses(con, final, "the hung peer")
 
 
 def peer_record(scenario: Scenario, out: PeerOutcome, line: str) -> dict[str, Any]:
@@ -257,7 +330,9 @@ def peer_record(scenario: Scenario, out: PeerOutcome, line: str) -> dict[str, An
         "port": out.port, "memory_mib": scenario.peer.memory_mib if scenario.peer else None,
         "pool_percent": scenario.peer.pool_percent if scenario.peer else None,
         "ready_s": out.ready_s, "kill_after_s": out.kill_after_s, "loaded_at_s": out.loaded_at_s,
-        "killed_at_s": out.killed_at_s, "exit_kind": out.exit_kind, "guest_status": out.guest_status,
+        "killed_at_s": out.killed_at_s, "hang_after_s": out.hang_after_s, "hang_for_s": out.hang_for_s,
+        "hung_at_s": out.hung_at_s, "resumed_at_s": out.resumed_at_s,
+        "exit_kind": out.exit_kind, "guest_status": out.guest_status,
         "seconds": round(out.seconds, 2), "stopped": out.stopped, "error": out.error,
         "console_log": str(out.console_log) if out.console_log else None, "boot": boot,
         "done_status": out.console.done_status, "splats": [sp.text for sp in out.console.splats],

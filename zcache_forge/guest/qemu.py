@@ -127,6 +127,10 @@ class PeerRun:
     kill_after_s: int | None = None  # the scenario's: kill B this long after A is loaded
     loaded_at_s: float | None = None  # A's console showed it is loaded, this long after A's QEMU started
     killed_at_s: float | None = None  # the host SIGKILLed B's QEMU this long after A's QEMU started
+    hang_after_s: int | None = None  # the scenario's: stop B this long after A is loaded,
+    hang_for_s: int | None = None    # and let it go on this long after
+    hung_at_s: float | None = None     # the host SIGSTOPped B's QEMU this long after A's QEMU started
+    resumed_at_s: float | None = None  # and SIGCONTed it this long after A's QEMU started
     # why the host stopped B when it was not the scenario's kill ("" if it exited by itself)
     stopped: str = ""
     error: str = ""  # B could not serve (never ready): A did not run

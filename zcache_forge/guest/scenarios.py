@@ -131,6 +131,11 @@ class Scenario:
         return self.peer is not None and self.peer.killed
 
     @property
+    def peer_hung(self) -> bool:
+        """The scenario's peer is stopped mid-run and let go on (lost pages are then allowed)."""
+        return self.peer is not None and self.peer.hung
+
+    @property
     def wall_limit_s(self) -> int:
         """The wall-clock backstop: a guest that keeps printing is killed only after this."""
         return self.timeout_s * WALL_BACKSTOP
@@ -300,19 +305,61 @@ def _peer_memory(v: Any) -> int:
     return v
 
 
-def _kill_after(v: Any) -> int | None:
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-        raise expected("a number of seconds > 0 after the guest is loaded, or null (the peer is not killed)")
-    return v
+def _seconds(what: str) -> Any:
+    """A number of seconds > 0, or null: what the host does to the peer (`what`, its words) is off."""
+    def check(v: Any) -> int | None:
+        if v is None:
+            return None
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise expected(f"a number of seconds > 0 {what}")
+        return v
+
+    return Annotated[int | None, PlainValidator(check)]
 
 
 class _PeerModel(Strict):
+    """B's keys; fields in this order so that a check sees the fields it depends on."""
+
     memory_mib: Annotated[int, PlainValidator(_peer_memory)] = 512
     pool_percent: Int(1, 100) = 50
-    kill_after_s: Annotated[int | None, PlainValidator(_kill_after)] = None
+    kill_after_s: _seconds("after the guest is loaded, or null (the peer is not killed)") = None
     cpus: Int(1, 4) = 1
+    hang_after_s: _seconds("after the guest is loaded, or null (the peer does not hang)") = None
+    # checked even when absent: hang_after_s alone is an error
+    hang_for_s: _seconds("for which the peer stays stopped, or null (the peer does not hang)") = Field(
+        None, validate_default=True)
+
+    @field_validator("hang_after_s")
+    @classmethod
+    def _kill_or_hang(cls, v: int | None, info: ValidationInfo) -> int | None:
+        kill = info.data.get("kill_after_s")
+        if v is not None and kill is not None:
+            raise plain(f"expected no hang_after_s with kill_after_s (the peer is killed or hung, not both), "
+                        f"found hang_after_s: {v} and kill_after_s: {kill}")
+        return v
+
+    @field_validator("hang_for_s")
+    @classmethod
+    def _hang_for_with_hang_after(cls, v: int | None, info: ValidationInfo) -> int | None:
+        if "hang_after_s" not in info.data:  # not valid itself: reported there
+            return v
+        after = info.data["hang_after_s"]
+        if after is not None and v is None:
+            raise plain(f"expected hang_for_s with hang_after_s (how long the peer stays stopped), found "
+                        f"hang_after_s: {after} without it")
+        if after is None and v is not None:
+            raise plain(f"expected hang_for_s only with hang_after_s (when the peer is stopped), found "
+                        f"hang_for_s: {v} without it")
+        return v
+
+
+def _within_timeout(v: _PeerModel, timeout: int) -> None:
+    """What the host does to the peer is over within the guest's timeout_s."""
+    if v.kill_after_s is not None and v.kill_after_s >= timeout:
+        raise plain(f"expected kill_after_s below timeout_s ({timeout}), found {v.kill_after_s}")
+    if v.hang_after_s is not None and v.hang_for_s is not None and v.hang_after_s + v.hang_for_s >= timeout:
+        raise plain(f"expected hang_after_s + hang_for_s below timeout_s ({timeout}), found "
+                    f"{v.hang_after_s} + {v.hang_for_s} = {v.hang_after_s + v.hang_for_s}")
 
 
 # what a two-guest run cannot do: the fs job's /init paths set up no peer, and a page lost to a failed
@@ -424,8 +471,8 @@ class _ScenarioModel(Strict):
             raise plain(f"expected none of {', '.join(NOT_WITH_PEER)} with a peer (the two-guest run is the "
                         f"workloads' job; a lost page must be the peer's), found {', '.join(extras)}")
         timeout = d.get("timeout_s")
-        if v.kill_after_s is not None and timeout is not None and v.kill_after_s >= timeout:
-            raise plain(f"expected kill_after_s below timeout_s ({timeout}), found {v.kill_after_s}")
+        if timeout is not None:
+            _within_timeout(v, timeout)
         return v
 
     @field_validator("zpool")
@@ -483,8 +530,7 @@ def _record(m: _ScenarioModel) -> Scenario:
         silence_timeout_s=m.silence_timeout_s,
         fs_mib=m.fs_mib, fs_files=m.fs_files, fs_seed=m.fs_seed, cleancache=m.cleancache,
         expect_eph_hits=m.expect_eph_hits,
-        peer=None if m.peer is None else PeerSpec(m.peer.memory_mib, m.peer.pool_percent, m.peer.kill_after_s,
-                                                  m.peer.cpus),
+        peer=None if m.peer is None else PeerSpec(**m.peer.model_dump()),
     )
 
 
