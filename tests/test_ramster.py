@@ -100,7 +100,7 @@ def test_a_bad_peer_section_is_one_line_naming_the_field(tmp_path, change, expec
 def test_a_peer_that_hangs_is_loaded():
     """hang_after_s and hang_for_s: the host stops B that long after A is loaded, for that long."""
     sc = get("ramster-peer-hangs")
-    assert (sc.peer.hang_after_s, sc.peer.hang_for_s, sc.peer.kill_after_s) == (15, 12, None)
+    assert (sc.peer.hang_after_s, sc.peer.hang_for_s, sc.peer.kill_after_s) == (4, 12, None)
     assert sc.peer.hung and sc.peer.disrupted and not sc.peer.killed
     assert sc.peer_hung and not sc.peer_killed
     assert sc.peer.hang_after_s + sc.peer.hang_for_s < sc.timeout_s
@@ -484,13 +484,13 @@ def test_a_hung_peer_must_still_answer_every_phase_get_done_exit_by_itself_and_t
 def test_a_peer_that_was_to_hang_but_did_not_fails_and_its_lost_pages_too():
     _, r = hang_run(hung=False)
     assert not r.passed
-    assert "peer B was to be stopped 15 s after A was loaded, but A finished first: the run says nothing " \
+    assert "peer B was to be stopped 4 s after A was loaded, but A finished first: the run says nothing " \
            "about a hung peer" in r.reasons
     assert any("120 pages raised SIGBUS in the 'run' phase" in x for x in r.reasons), r.reasons
-    assert r.peer["story"] == ("peer B on 127.0.0.1:40123 (ready after 6 s): was to be stopped 15 s after A "
+    assert r.peer["story"] == ("peer B on 127.0.0.1:40123 (ready after 6 s): was to be stopped 4 s after A "
                                "was loaded, but was not")
     _, r = hang_run(hung=False, loaded_at_s=None)
-    assert any(x.startswith("peer B was to be stopped 15 s after A was loaded, but A's console never showed "
+    assert any(x.startswith("peer B was to be stopped 4 s after A was loaded, but A's console never showed "
                             "it was loaded") for x in r.reasons), r.reasons
 
 

@@ -280,4 +280,15 @@ def test_the_debug_kernel_verifies_each_workload_once_with_more_ram_and_time():
         [(w.size_mib, w.pattern, w.seed) for w in basic.workloads]
     assert dbasic.memory_mib > basic.memory_mib and dbasic.timeout_s > basic.timeout_s
     assert "panic_on_warn=1" in dbasic.cmdline_extra.split()
-    assert [w.passes for w in dramster.workloads] == [1, 1] and dramster.peer.memory_mib > ramster.peer.memory_mib
+    assert [w.passes for w in dramster.workloads] == [1, 1]
+    assert dramster.peer.memory_mib > ramster.peer.memory_mib
+
+
+def test_the_debug_kernel_disrupts_the_peer_later_but_hangs_it_as_long():
+    from zcache_forge.guest import qemutest
+
+    (dies, hangs), (ddies, dhangs) = (qemutest.choose(["ramster-peer-dies", "ramster-peer-hangs"], debug=d)
+                                      for d in (False, True))
+    assert ddies.peer.kill_after_s == 3 * dies.peer.kill_after_s < ddies.timeout_s
+    assert dhangs.peer.hang_after_s == 3 * hangs.peer.hang_after_s
+    assert dhangs.peer.hang_for_s == hangs.peer.hang_for_s

@@ -157,6 +157,10 @@ def choose(names: list[str] | None, scenarios_file: Path | None = None,
     return [for_debug(sc) for sc in chosen] if debug else chosen
 
 
+def _slower(seconds: int | None) -> int | None:
+    return None if seconds is None else seconds * DEBUG_SLOWDOWN
+
+
 def for_debug(sc: scenarios.Scenario) -> scenarios.Scenario:
     """The scenario as the debug kernel runs it: panic on WARN, more time, and more RAM for
     what the debug kernel keeps for itself (KASAN's shadow is 1/8 of all RAM; lockdep and the
@@ -167,13 +171,19 @@ def for_debug(sc: scenarios.Scenario) -> scenarios.Scenario:
     (59,337 frames evicted, 111,791 puts, 122,925 gets tried, 0 found), while the same scenario on
     the guest kernel gets thousands of pages back.
 
+    A peer that is killed or stopped is so that much later (DEBUG_SLOWDOWN): 15 s after A was
+    loaded, the debug kernel had moved no page to it yet. A stop lasts as long as on the guest
+    kernel: it is measured against zcache.ramster_timeout_ms, not against the workloads.
+
     The debug kernel proves paths, not volume: each workload verifies its pages in one pass after
     the fill, not two (the second, in random order, takes KASAN and lockdep under TCG as long as
     the fill and the first together, and goes through the same store and load paths). The fill
     still swaps the working set out through zcache and the pass brings every page back.
     Measured on the CI debug run of 2026-11-30: 1,221 s for ten scenarios with two passes."""
     peer = sc.peer and dataclasses.replace(sc.peer, memory_mib=sc.peer.memory_mib * (DEBUG_RAM_SHARE + 1)
-                                           // DEBUG_RAM_SHARE)
+                                           // DEBUG_RAM_SHARE,
+                                           kill_after_s=_slower(sc.peer.kill_after_s),
+                                           hang_after_s=_slower(sc.peer.hang_after_s))
     return dataclasses.replace(sc, cmdline_extra=f"{sc.cmdline_extra} {DEBUG_CMDLINE}".strip(),
                                timeout_s=sc.timeout_s * DEBUG_SLOWDOWN,
                                memory_mib=sc.memory_mib + sc.guest_ram_mib // DEBUG_RAM_SHARE,
