@@ -67,13 +67,15 @@ def test_debug_kernel_runs_hotplug_and_kunit_without_splats(debug_run):
 
 
 def test_ramster_refuses_and_counts_every_malformed_message_under_kasan(debug_run):
+
     """Issue 12, must-show 3: ramster's receive side fed a bad length, an unknown op, a wrong pool
-    and a duplicate sequence number (tests/ramster_test.c's cases), on the KASAN kernel."""
+    and a duplicate sequence number, and the sending side's check of replies fed garbage
+    (ramster_test.c's cases), on the KASAN kernel."""
     (sc,) = run_debug(debug_run, ["memcg"])
     ramster = {k["case"]: k["status"] for k in sc["kunit"] if k["suite"] == "zcache_ramster" and k["case"]}
     assert ramster == {f"ramster_test_{c}": "ok" for c in (
         "put_get_flush", "flush_obj_and_pool", "bad_len", "bad_op", "bad_pool", "bad_seq",
-        "stale_connection")}
+        "stale_connection", "bad_reply")}
     assert sc["splats"] == []
 
 
