@@ -67,7 +67,6 @@ def test_debug_kernel_runs_hotplug_and_kunit_without_splats(debug_run):
 
 
 def test_ramster_refuses_and_counts_every_malformed_message_under_kasan(debug_run):
-
     """Issue 12, must-show 3: ramster's receive side fed a bad length, an unknown op, a wrong pool
     and a duplicate sequence number, and the sending side's check of replies fed garbage
     (ramster_test.c's cases), on the KASAN kernel."""
